@@ -1,0 +1,1 @@
+"""WAL backends that ship inside the core (in-memory, for fast tests)."""

@@ -1,0 +1,51 @@
+"""Typed headers: one protobuf class per message type, carried base64 in ``_h``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
+
+from walstream.errors import MessageDecodeError
+from walstream.message.types import MessageType
+from walstream.proto import messages_pb2 as pb
+
+HEADER_CLASSES: dict[MessageType, type[ProtoMessage]] = {
+    MessageType.TIME_TICK: pb.TimeTickMessageHeader,
+    MessageType.INSERT: pb.InsertMessageHeader,
+    MessageType.DELETE: pb.DeleteMessageHeader,
+    MessageType.FLUSH: pb.FlushMessageHeader,
+    MessageType.CREATE_COLLECTION: pb.CreateCollectionMessageHeader,
+    MessageType.DROP_COLLECTION: pb.DropCollectionMessageHeader,
+    MessageType.CREATE_PARTITION: pb.CreatePartitionMessageHeader,
+    MessageType.DROP_PARTITION: pb.DropPartitionMessageHeader,
+    MessageType.MANUAL_FLUSH: pb.ManualFlushMessageHeader,
+    MessageType.CREATE_SEGMENT: pb.CreateSegmentMessageHeader,
+    MessageType.IMPORT: pb.ImportMessageHeader,
+    MessageType.SCHEMA_CHANGE: pb.SchemaChangeMessageHeader,
+    MessageType.BEGIN_TXN: pb.BeginTxnMessageHeader,
+    MessageType.COMMIT_TXN: pb.CommitTxnMessageHeader,
+    MessageType.ROLLBACK_TXN: pb.RollbackTxnMessageHeader,
+    MessageType.TXN: pb.TxnMessageHeader,
+}
+
+P = TypeVar("P", bound=ProtoMessage)
+
+
+def encode_proto(message: ProtoMessage) -> str:
+    """Serialize a protobuf message into property text (base64)."""
+    return base64.b64encode(message.SerializeToString(deterministic=True)).decode("ascii")
+
+
+def decode_proto(cls: type[P], text: str, what: str) -> P:
+    """Parse property text written by ``encode_proto``; one clear error on bad input."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+        out = cls()
+        out.ParseFromString(raw)
+    except (binascii.Error, UnicodeEncodeError, DecodeError, ValueError) as exc:
+        raise MessageDecodeError(f"{what} is not a valid {cls.__name__}: {exc}") from exc
+    return out

@@ -1,0 +1,10 @@
+"""Contract suites for plugin authors: subclass, override one fixture, run pytest.
+
+Importing this module needs pytest and hypothesis (``pip install walstream[testing]``);
+``import walstream`` never does.
+"""
+
+from walstream.testing.spec import WALBackendSpec, run
+from walstream.testing.wal_contract import WALBackendContract
+
+__all__ = ["WALBackendContract", "WALBackendSpec", "run"]
