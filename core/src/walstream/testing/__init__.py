@@ -4,7 +4,8 @@ Importing this module needs pytest and hypothesis (``pip install walstream[testi
 ``import walstream`` never does.
 """
 
+from walstream.testing.objectstore_contract import ObjectStoreContract, ObjectStoreSpec
 from walstream.testing.spec import WALBackendSpec, run
 from walstream.testing.wal_contract import WALBackendContract
 
-__all__ = ["WALBackendContract", "WALBackendSpec", "run"]
+__all__ = ["ObjectStoreContract", "ObjectStoreSpec", "WALBackendContract", "WALBackendSpec", "run"]
