@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from walstream._crash_writer import crash_payload
 from walstream.errors import (
     FencedError,
     MessageDecodeError,
@@ -32,7 +33,6 @@ from walstream.errors import (
     WalstreamError,
 )
 from walstream.message import ImmutableMessage, MessageID, MutableMessage
-from walstream.testing.crash_writer import crash_payload
 from walstream.testing.guard import undeclared_overrides
 from walstream.testing.spec import WALBackendSpec, run
 from walstream.walimpls import (
@@ -132,6 +132,8 @@ class WALBackendContract:
     """SIGKILL rounds of the durability case."""
     concurrency = 5
     """Appends in flight at once in the read/write case."""
+    invalid_message_ids: tuple[bytes, ...] = (b"", b"\x00", b"not a message id!", b"\xff" * 33)
+    """Bytes that ``unmarshal`` must refuse; extend it with what is invalid in your format."""
 
     @pytest.fixture
     def wal_backend(self) -> WALBackendSpec:
@@ -442,9 +444,7 @@ class WALBackendContract:
             same = unmarshal_message_id(wal_backend.name, x.marshal())
             assert same == x and hash(same) == hash(x)
             assert type(x).from_property(x.to_property()) == x
-        rng = random.Random(7)
-        garbage = [b"", b"\x00", b"not an id at all", bytes(rng.randrange(256) for _ in range(33))]
-        for g in garbage:
+        for g in self.invalid_message_ids:
             with pytest.raises(MessageDecodeError):
                 unmarshal_message_id(wal_backend.name, g)
 
@@ -486,7 +486,7 @@ def _crash_round(spec: WALBackendSpec, pchannel: str, round_no: int, delay: floa
         "round": round_no,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "walstream.testing.crash_writer", json.dumps(args)],
+        [sys.executable, "-m", "walstream._crash_writer", json.dumps(args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,6 +1,8 @@
-"""Child process of the durability test: appends until it is killed.
+"""Child process of the contract suite's durability test: appends until it is killed.
 
-Run as ``python -m walstream.testing.crash_writer '<json>'``. It prints
+It lives outside ``walstream.testing`` so that starting it does not import pytest.
+
+Run as ``python -m walstream._crash_writer '<json>'``. It prints
 ``ready`` once the WAL is open, then one line ``ack <seq>`` per acknowledged
 append, flushed at once, so the parent knows exactly what was acknowledged
 before it sends SIGKILL.

@@ -1,0 +1,34 @@
+"""The entry point ``walstream.wal:woodpecker``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic_settings import BaseSettings
+from walstream.errors import SettingsError
+from walstream.message import MessageID
+from walstream.walimpls import Builder, Opener
+
+from walstream_woodpecker.message_id import WoodpeckerMessageID
+from walstream_woodpecker.opener import WoodpeckerOpener
+from walstream_woodpecker.settings import WoodpeckerSettings
+
+
+class WoodpeckerBuilder(Builder):
+    """Builds openers of the embedded, local-filesystem woodpecker log."""
+
+    name: ClassVar[str] = "woodpecker"
+    settings_class: ClassVar[type[BaseSettings]] = WoodpeckerSettings
+    message_id_class: ClassVar[type[MessageID]] = WoodpeckerMessageID
+
+    def build(self, settings: BaseSettings | Mapping[str, Any] | None = None) -> Opener:
+        """An opener; ``settings`` may be ``WoodpeckerSettings``, a dict of overrides or None
+        (env ``WALSTREAM_WOODPECKER_*`` and ``[woodpecker]`` in ``walstream.toml``)."""
+        if settings is None or isinstance(settings, Mapping):
+            settings = self.load_settings(dict(settings or {}))
+        if not isinstance(settings, WoodpeckerSettings):
+            raise SettingsError(
+                f"the woodpecker backend needs WoodpeckerSettings, got {type(settings).__name__}"
+            )
+        return WoodpeckerOpener(settings)
