@@ -33,7 +33,7 @@ def plugins_cmd() -> None:
     logging.getLogger("walstream.plugins").setLevel(logging.ERROR)  # the table shows each failure
     table = Table(title="walstream plugins")
     for col in ("group", "name", "distribution", "version", "status"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for group in (plugins.WAL_GROUP, plugins.OBJECTSTORE_GROUP, plugins.HOOKS_GROUP):
         infos = plugins.discover(group)
         if not infos:

@@ -106,7 +106,7 @@ class WalstreamSettings(WalstreamBaseSettings):
 
     data_dir: Path = Field(default=Path("walstream-data"), description="Root of embedded state.")
     wal_backend: str = Field(default="woodpecker", description="Entry-point name in walstream.wal.")
-    objectstore: str = Field(
+    object_store: str = Field(
         default="local", description="Entry-point name in walstream.objectstore."
     )
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")

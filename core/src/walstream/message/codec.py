@@ -23,16 +23,25 @@ _U32 = struct.Struct(">I")
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
-def encode(message: Message) -> bytes:
-    """Encode payload and properties into one entry."""
+def encode(message: Message, limit: int | None = None, where: str = "the WAL") -> bytes:
+    """Encode payload and properties into one entry.
+
+    With ``limit``, refuse a message whose ``size`` is over it (``MessageTooLargeError``
+    naming ``where``); checking here costs nothing extra, the bytes are counted anyway.
+    """
+    pack = _U32.pack
     props = message.properties
-    parts: list[bytes] = [MAGIC, _U32.pack(len(props))]
+    payload = message.payload
+    parts: list[bytes] = [MAGIC, pack(len(props))]
+    size = len(payload)
     for key, value in props.items():
         kb = key.encode()
         vb = value.encode()
-        parts += (_U32.pack(len(kb)), kb, _U32.pack(len(vb)), vb)
-    payload = message.payload
-    parts += (_U32.pack(len(payload)), payload)
+        size += len(kb) + len(vb)
+        parts += (pack(len(kb)), kb, pack(len(vb)), vb)
+    if limit is not None and size > limit:
+        raise MessageTooLargeError(size, limit, where)
+    parts += (pack(len(payload)), payload)
     return b"".join(parts)
 
 

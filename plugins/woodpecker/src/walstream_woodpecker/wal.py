@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from walstream.errors import ReadOnlyWALError, WALClosedError
-from walstream.message import MessageID, MutableMessage, check_size, encode
+from walstream.message import MessageID, MutableMessage, encode
 from walstream.walimpls import PChannelInfo, ReadOption, Scanner, WALImpl
 
 from walstream_woodpecker.hub import ChannelHub
@@ -31,6 +31,7 @@ class WoodpeckerWAL(WALImpl):
         on_close: Callable[[WoodpeckerWAL], None] | None = None,
     ) -> None:
         self._pchannel = pchannel
+        self._where = f"woodpecker pchannel {pchannel.name!r}"
         self._layout = layout
         self._settings = settings
         self._hub = hub
@@ -71,12 +72,8 @@ class WoodpeckerWAL(WALImpl):
         """Append ``message``; returns its id once the block holding it is fsynced."""
         writer = self._refuse_read_only("append")
         self._check_open()
-        check_size(
-            message,
-            self._settings.max_message_bytes,
-            f"woodpecker pchannel {self._pchannel.name!r}",
-        )
-        return await writer.append(encode(message))
+        entry = encode(message, self._settings.max_message_bytes, self._where)
+        return await writer.append(entry)
 
     async def read(self, option: ReadOption) -> Scanner:
         """Open a scanner; see ``walstream_woodpecker.start`` for where each policy starts."""
