@@ -224,6 +224,7 @@ class MemoryBuilder(Builder):
     """Entry point ``walstream.wal: memory``."""
 
     name: ClassVar[str] = "memory"
+    plugin_api: ClassVar[str] = ">=1.0,<2"
     settings_class: ClassVar[type[BaseSettings]] = MemorySettings
     message_id_class: ClassVar[type[MessageID]] = MemoryMessageID
 

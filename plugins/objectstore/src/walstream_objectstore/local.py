@@ -102,6 +102,7 @@ class LocalObjectStoreDriver(ObjectStoreDriver):
     """Entry point ``walstream.objectstore: local``; URLs ``file:///absolute/path``."""
 
     name: ClassVar[str] = "local"
+    plugin_api: ClassVar[str] = ">=1.0,<2"
     settings_class: ClassVar[type[BaseSettings]] = LocalSettings
     capabilities: ClassVar[ObjectStoreCapabilities] = ObjectStoreCapabilities(
         conditional_create=True, range_reads=True

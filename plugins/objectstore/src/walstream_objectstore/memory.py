@@ -84,6 +84,7 @@ class MemoryObjectStoreDriver(ObjectStoreDriver):
     """Entry point ``walstream.objectstore: memory``; URLs ``memory://<name>``."""
 
     name: ClassVar[str] = "memory"
+    plugin_api: ClassVar[str] = ">=1.0,<2"
     settings_class: ClassVar[type[BaseSettings]] = MemorySettings
     capabilities: ClassVar[ObjectStoreCapabilities] = ObjectStoreCapabilities(
         conditional_create=True, range_reads=True

@@ -19,6 +19,7 @@ class WoodpeckerBuilder(Builder):
     """Builds openers of the embedded, local-filesystem woodpecker log."""
 
     name: ClassVar[str] = "woodpecker"
+    plugin_api: ClassVar[str] = ">=1.0,<2"
     settings_class: ClassVar[type[BaseSettings]] = WoodpeckerSettings
     message_id_class: ClassVar[type[MessageID]] = WoodpeckerMessageID
 
