@@ -75,18 +75,24 @@ class Cursor:
         )
 
 
-def encode_block(segment: int, block_no: int, first_entry: int, entries: Sequence[bytes]) -> bytes:
-    """Frame ``entries`` into one block."""
-    if not entries:
+def frame_entry(entry: bytes) -> bytes:
+    """One entry as it sits inside a block's data: u32 length, then the bytes."""
+    return _LEN.pack(len(entry)) + entry
+
+
+def encode_framed_block(segment: int, block_no: int, first_entry: int, framed: Sequence[bytes]) -> bytes:
+    """One block of entries already passed through ``frame_entry``."""
+    if not framed:
         raise ValueError("a block holds at least one entry")
-    parts: list[bytes] = []
-    for entry in entries:
-        parts.append(_LEN.pack(len(entry)))
-        parts.append(entry)
-    data = b"".join(parts)
-    head = _HEADER.pack(MAGIC, segment, block_no, first_entry, len(entries), len(data))
+    data = b"".join(framed)
+    head = _HEADER.pack(MAGIC, segment, block_no, first_entry, len(framed), len(data))
     crc = zlib.crc32(data, zlib.crc32(head))
     return b"".join((head, _CRC.pack(crc), data))
+
+
+def encode_block(segment: int, block_no: int, first_entry: int, entries: Sequence[bytes]) -> bytes:
+    """Frame ``entries`` into one block."""
+    return encode_framed_block(segment, block_no, first_entry, [frame_entry(e) for e in entries])
 
 
 def decode_header(raw: bytes) -> BlockHeader:

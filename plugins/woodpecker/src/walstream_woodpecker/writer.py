@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from walstream.errors import FencedError, WALClosedError, WALError
 from walstream.walimpls import PChannelInfo
 
-from walstream_woodpecker.block import Cursor, encode_block
+from walstream_woodpecker.block import Cursor, encode_framed_block, frame_entry
 from walstream_woodpecker.durable import fsync_dir
 from walstream_woodpecker.fence import (
     lock_shared,
@@ -44,14 +44,9 @@ from walstream_woodpecker.truncation import read_truncation_point, write_truncat
 
 log = logging.getLogger(__name__)
 
-_FRAME = 4  # the u32 length in front of each entry inside a block
-
-
-@dataclass(slots=True)
-class _Pending:
-    data: bytes
-    fut: asyncio.Future[WoodpeckerMessageID]
-    since: float
+# One queued append: its framed entry and the future its caller awaits. A plain tuple,
+# because one is made per append and the hot path is what bounds small-message throughput.
+_Pending = tuple[bytes, "asyncio.Future[WoodpeckerMessageID]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +79,15 @@ class SegmentWriter:
         self._touched = {ownership.segment}
         self._pending: deque[_Pending] = deque()
         self._pending_bytes = 0
+        self._oldest = 0.0  # when the oldest pending entry was queued
         self._interval = settings.flush_interval_ms / 1000.0
         self._wake = asyncio.Event()
         self._closing = False
         self._error: WALError | None = None
         self._released = False
         hub.writer_started(ownership.segment)
-        self._task = asyncio.get_running_loop().create_task(
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(
             self._run(), name=f"woodpecker-writer[{pchannel.name}@{pchannel.term}]"
         )
 
@@ -110,17 +107,22 @@ class SegmentWriter:
 
     async def append(self, data: bytes) -> WoodpeckerMessageID:
         """Queue one encoded entry; return its id once its block is durable."""
-        self.check_usable()
-        fut: asyncio.Future[WoodpeckerMessageID] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(data, fut, time.monotonic()))
-        self._pending_bytes += len(data) + _FRAME
-        if (
-            len(self._pending) == 1
-            or self._pending_bytes >= self._settings.flush_max_bytes
-            or len(self._pending) >= self._settings.flush_max_entries
-        ):
-            # The first entry starts the interval clock; a full batch flushes at once.
+        if self._error is not None or self._closing:
+            self.check_usable()
+        fut: asyncio.Future[WoodpeckerMessageID] = self._loop.create_future()
+        framed = frame_entry(data)
+        pending = self._pending
+        pending.append((framed, fut))
+        self._pending_bytes += len(framed)
+        if len(pending) == 1:
+            # The first entry starts the interval clock.
+            self._oldest = time.monotonic()
             self._wake.set()
+        elif (
+            self._pending_bytes >= self._settings.flush_max_bytes
+            or len(pending) >= self._settings.flush_max_entries
+        ):
+            self._wake.set()  # a full batch flushes at once
         return await fut
 
     async def truncate(self, point: WoodpeckerMessageID) -> None:
@@ -184,30 +186,32 @@ class SegmentWriter:
             or len(self._pending) >= self._settings.flush_max_entries
         ):
             return 0.0
-        return self._pending[0].since + self._interval - time.monotonic()
+        return self._oldest + self._interval - time.monotonic()
 
     def _take_all(self) -> list[list[_Pending]]:
         """Everything pending, cut into blocks of at most ``flush_max_entries`` entries and
-        ``flush_max_bytes`` bytes (a single larger entry gets a block of its own)."""
+        ``flush_max_bytes`` bytes (a single larger entry gets a block of its own).
+        Entries whose caller gave up (cancelled) before they were written are dropped."""
+        live = [item for item in self._pending if not item[1].done()]
+        self._pending.clear()
+        max_bytes = self._settings.flush_max_bytes
+        max_entries = self._settings.flush_max_entries
+        fits = self._pending_bytes <= max_bytes and len(live) <= max_entries
+        self._pending_bytes = 0
+        if fits:
+            return [live] if live else []
         blocks: list[list[_Pending]] = []
         block: list[_Pending] = []
         size = 0
-        while self._pending:
-            item = self._pending.popleft()
-            if item.fut.done():  # the caller gave up (cancelled) before it was written
-                continue
-            cost = len(item.data) + _FRAME
-            if block and (
-                size + cost > self._settings.flush_max_bytes
-                or len(block) >= self._settings.flush_max_entries
-            ):
+        for item in live:
+            cost = len(item[0])
+            if block and (size + cost > max_bytes or len(block) >= max_entries):
                 blocks.append(block)
                 block, size = [], 0
             block.append(item)
             size += cost
         if block:
             blocks.append(block)
-        self._pending_bytes = 0
         return blocks
 
     def _should_roll(self) -> bool:
@@ -230,7 +234,7 @@ class SegmentWriter:
             # moment it exists.
             self._hub.rolling(old, old + 1)
             self._touched.add(old + 1)
-        groups = [[item.data for item in block] for block in blocks]
+        groups = [[item[0] for item in block] for block in blocks]
         try:
             done = await asyncio.to_thread(self._flush_sync, self._fd, self._cursor, groups, roll)
         except FencedError as exc:
@@ -258,10 +262,11 @@ class SegmentWriter:
         # Publish before acknowledging: once an append returns, readers here can see it.
         self._hub.publish(done.end.segment, done.end.offset)
         entry = done.start.entry
+        segment = done.start.segment
         for block in blocks:
-            for item in block:
-                if not item.fut.done():
-                    item.fut.set_result(WoodpeckerMessageID(done.start.segment, entry))
+            for _, fut in block:
+                if not fut.done():
+                    fut.set_result(WoodpeckerMessageID(segment, entry))
                 entry += 1
 
     def _flush_sync(
@@ -288,7 +293,7 @@ class SegmentWriter:
                 start = end = cursor
                 encoded: list[bytes] = []
                 for entries in groups:
-                    block = encode_block(end.segment, end.block_no, end.entry, entries)
+                    block = encode_framed_block(end.segment, end.block_no, end.entry, entries)
                     encoded.append(block)
                     end = Cursor(
                         end.segment,
@@ -354,9 +359,9 @@ class SegmentWriter:
     # --- stopping -----------------------------------------------------------------
 
     def _fail(self, batch: list[_Pending], error: WALError) -> None:
-        for item in batch:
-            if not item.fut.done():
-                item.fut.set_exception(type(error)(str(error)))
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_exception(type(error)(str(error)))
 
     def _stop(self, error: WALError) -> None:
         """Stop for good: remember ``error``, fail everything pending with it."""
