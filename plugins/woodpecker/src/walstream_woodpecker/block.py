@@ -80,7 +80,9 @@ def frame_entry(entry: bytes) -> bytes:
     return _LEN.pack(len(entry)) + entry
 
 
-def encode_framed_block(segment: int, block_no: int, first_entry: int, framed: Sequence[bytes]) -> bytes:
+def encode_framed_block(
+    segment: int, block_no: int, first_entry: int, framed: Sequence[bytes]
+) -> bytes:
     """One block of entries already passed through ``frame_entry``."""
     if not framed:
         raise ValueError("a block holds at least one entry")
