@@ -3,12 +3,12 @@ directory on ``sys.path``, as ``--import-mode=importlib`` does not)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
 from walstream.message import ImmutableMessage, MutableMessage
-from walstream.walimpls import AccessMode, PChannelInfo, ReadOption, Scanner, WALImpl
+from walstream.testing.wal_contract import read_idle, read_n
+from walstream.walimpls import AccessMode, PChannelInfo, ReadOption, WALImpl
 from walstream_woodpecker import WoodpeckerOpener
 from walstream_woodpecker.block import HEADER_SIZE, BlockHeader, decode_header
 from walstream_woodpecker.layout import ChannelLayout
@@ -29,28 +29,6 @@ def rw(name: str = "ch", term: int = 1) -> PChannelInfo:
 def ro(name: str = "ch", term: int = 1) -> PChannelInfo:
     """A read-only pchannel."""
     return PChannelInfo(name, term, AccessMode.RO)
-
-
-async def read_idle(scanner: Scanner, quiet: float = 0.3) -> list[ImmutableMessage]:
-    """Everything delivered until ``quiet`` seconds pass without a message."""
-    out: list[ImmutableMessage] = []
-    while True:
-        try:
-            out.append(await asyncio.wait_for(scanner.__anext__(), quiet))
-        except (TimeoutError, StopAsyncIteration):
-            return out
-
-
-async def read_n(scanner: Scanner, n: int, timeout: float = 10.0) -> list[ImmutableMessage]:
-    """Exactly ``n`` messages, or fail after ``timeout``."""
-
-    async def go() -> list[ImmutableMessage]:
-        out: list[ImmutableMessage] = []
-        while len(out) < n:
-            out.append(await scanner.__anext__())
-        return out
-
-    return await asyncio.wait_for(go(), timeout)
 
 
 async def read_all(
@@ -84,3 +62,18 @@ def block_headers(path: Path) -> list[tuple[int, BlockHeader]]:
 def segments(root: Path, name: str = "ch") -> list[int]:
     """Existing segment numbers of pchannel ``name``."""
     return ChannelLayout(root / name).list_segments()
+
+
+# read_idle and read_n come from the contract suite; tests import every helper from here
+__all__ = [
+    "OpenerFactory",
+    "block_headers",
+    "msg",
+    "read_all",
+    "read_idle",
+    "read_n",
+    "ro",
+    "rw",
+    "segments",
+    "tags",
+]

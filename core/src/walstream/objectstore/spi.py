@@ -32,11 +32,11 @@ import builtins
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
 from datetime import datetime
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from pydantic_settings import BaseSettings
 
+from walstream._closing import AsyncClosing
 from walstream.errors import (
     CapabilityError,
     InvalidObjectKeyError,
@@ -204,7 +204,7 @@ def slice_range(key: str, data: bytes, start: int, end: int) -> bytes:
     return bytes(data[start:end])
 
 
-class ObjectStore(ABC):
+class ObjectStore(AsyncClosing, ABC):
     """An open object store: flat keys to immutable byte strings.
 
     Use as an async context manager, or call ``close()``.
@@ -262,14 +262,6 @@ class ObjectStore(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release the store's resources; idempotent. Stored data is kept."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
 
 class ObjectStoreDriver(ABC):

@@ -94,7 +94,7 @@ async def read_until(
     return await asyncio.wait_for(go(), timeout)
 
 
-async def read_idle(scanner: Scanner, quiet: float) -> list[ImmutableMessage]:
+async def read_idle(scanner: Scanner, quiet: float = 0.3) -> list[ImmutableMessage]:
     """Whatever ``scanner`` delivers until it has been quiet for ``quiet`` seconds."""
     out: list[ImmutableMessage] = []
     while True:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from pydantic_settings import BaseSettings
 
+from walstream._closing import AsyncClosing
 from walstream.message import DEFAULT_MAX_MESSAGE_BYTES, ImmutableMessage, MessageID, MutableMessage
 from walstream.walimpls.options import PChannelInfo, ReadOption
 
@@ -35,7 +35,7 @@ class Capabilities:
     tail_read: bool = True
 
 
-class Scanner(ABC):
+class Scanner(AsyncClosing, ABC):
     """Async iterator over immutable messages in log order.
 
     Iteration ends after ``close()``; a backend failure is raised from
@@ -67,16 +67,8 @@ class Scanner(ABC):
     async def close(self) -> None:
         """Stop the scanner and release its resources; idempotent, never hangs."""
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-
-class WALImpl(ABC):
+class WALImpl(AsyncClosing, ABC):
     """One pchannel opened at a term. RO-opened WALs refuse append and truncate."""
 
     @property
@@ -109,16 +101,8 @@ class WALImpl(ABC):
     async def close(self) -> None:
         """Close this WAL (not the opener); idempotent."""
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-
-class Opener(ABC):
+class Opener(AsyncClosing, ABC):
     """Holds a backend's client resources and opens pchannels."""
 
     @property
@@ -133,14 +117,6 @@ class Opener(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release client resources; WALs opened from here must not be used after."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
 
 class Builder(ABC):
