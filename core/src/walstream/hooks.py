@@ -74,6 +74,8 @@ _lock = threading.Lock()
 def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide manager, with entry-point observers loaded once (failures logged)."""
     global _manager
+    if _manager is not None:  # the hot path: every observed append asks
+        return _manager
     with _lock:
         if _manager is None:
             pm = pluggy.PluginManager(PROJECT)
