@@ -6,7 +6,9 @@ are kept as ``(future, loop)`` and woken with ``loop.call_soon_threadsafe``.
 
 The hub also carries the *durable length* of each segment a writer in this process
 is appending to: readers in this process never read past it, so they never deliver
-a block that is written but not yet fsynced (and so not yet acknowledged).
+a block that is written but not yet fsynced (and so not yet acknowledged). Each
+length is tagged with the writer that set it, so a writer that stops (fenced, closed,
+failed) removes only its own, never those of a newer owner in the same process.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class ChannelHub:
         self._version = 0
         self._waiters: dict[asyncio.Future[None], asyncio.AbstractEventLoop] = {}
         self._writers = 0
-        self._limits: dict[int, int] = {}
+        self._limits: dict[int, tuple[int, object]] = {}  # segment -> (length, writer)
 
     @property
     def version(self) -> int:
@@ -47,33 +49,35 @@ class ChannelHub:
     def limit(self, segment: int) -> int | None:
         """Bytes of ``segment`` known durable, if a writer here is appending to it."""
         with self._lock:
-            return self._limits.get(segment)
+            entry = self._limits.get(segment)
+            return None if entry is None else entry[0]
 
-    def writer_started(self, segment: int) -> None:
-        """A writer opened and will append to ``segment`` (empty so far)."""
+    def writer_started(self, writer: object, segment: int) -> None:
+        """``writer`` opened and will append to ``segment`` (empty so far)."""
         with self._lock:
             self._writers += 1
-            self._limits[segment] = 0
+            self._limits[segment] = (0, writer)
         self._bump()
 
-    def writer_stopped(self, segments: set[int]) -> None:
-        """A writer closed, was fenced or failed: its segments are readable to their end."""
+    def writer_stopped(self, writer: object) -> None:
+        """``writer`` closed, was fenced or failed: its segments are readable to their end."""
         with self._lock:
             self._writers -= 1
-            for segment in segments:
-                self._limits.pop(segment, None)
+            for segment in [s for s, (_, owner) in self._limits.items() if owner is writer]:
+                del self._limits[segment]
         self._bump()
 
-    def rolling(self, old: int, new: int) -> None:
-        """A writer leaves ``old`` (all of it durable) for the new, empty ``new``."""
+    def rolling(self, writer: object, old: int, new: int) -> None:
+        """``writer`` leaves ``old`` (all of it durable) for the new, empty ``new``."""
         with self._lock:
-            self._limits.pop(old, None)
-            self._limits[new] = 0
+            if self._limits.get(old, (0, None))[1] is writer:
+                del self._limits[old]
+            self._limits[new] = (0, writer)
 
-    def publish(self, segment: int, durable_length: int) -> None:
-        """A block of ``segment`` is durable up to ``durable_length``: wake readers."""
+    def publish(self, writer: object, segment: int, durable_length: int) -> None:
+        """``writer`` made ``segment`` durable up to ``durable_length``: wake readers."""
         with self._lock:
-            self._limits[segment] = durable_length
+            self._limits[segment] = (durable_length, writer)
         self._bump()
 
     def add_waiter(self, seen_version: int, fut: asyncio.Future[None]) -> bool:

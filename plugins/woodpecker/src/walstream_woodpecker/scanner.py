@@ -194,8 +194,9 @@ class WoodpeckerScanner(Scanner):
                     if result.status is not ReadStatus.OK:
                         if not self._layout.segment_exists(cursor.segment + 1):
                             return _Batch(messages, cursor, floor, caught_up=True)
-                        # Segment N+1 exists, so N is final: read the rest of N once more.
-                        result = read_block(fd, cursor, self._hub.limit(cursor.segment))
+                        # Segment N+1 exists, so N is final: every flush of N was synced or
+                        # cut off before N+1 could be made, so read the rest of N to its end.
+                        result = read_block(fd, cursor, None)
                         if result.status is not ReadStatus.OK:
                             self._note_segment_end(fd, cursor, result)
                             cursor = Cursor(cursor.segment + 1)

@@ -91,6 +91,9 @@ class WoodpeckerWAL(WALImpl):
             batch_messages=option.read_ahead_buffer_size,
             on_close=self._scanners.discard,
         )
+        if self._closed:  # closed while the start was being resolved
+            await scanner.close()
+            raise WALClosedError(f"woodpecker WAL {self._pchannel.name!r} is closed")
         self._scanners.add(scanner)
         return scanner
 
@@ -101,18 +104,21 @@ class WoodpeckerWAL(WALImpl):
         await writer.truncate(as_woodpecker_id(message_id, "truncate"))
 
     async def close(self) -> None:
-        """Flush pending appends, stop the writer, close scanners; idempotent."""
-        if self._closing is not None:
-            await asyncio.shield(self._closing)
-            return
-        self._closed = True
-        self._closing = asyncio.get_running_loop().create_future()
+        """Flush pending appends, stop the writer, close scanners; idempotent.
+
+        The work runs in a task of its own, so a caller cancelled half-way does not leave
+        it half done: a later ``close()`` waits for the same task."""
+        if self._closing is None:
+            self._closed = True
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         try:
             for scanner in list(self._scanners):
                 await scanner.close()
             if self._writer is not None:
                 await self._writer.close()
         finally:
-            self._closing.set_result(None)
             if self._on_close is not None:
                 self._on_close(self)

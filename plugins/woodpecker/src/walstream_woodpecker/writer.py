@@ -76,7 +76,7 @@ class SegmentWriter:
         self._cursor = Cursor(ownership.segment)
         self._segment_since = time.monotonic()
         self._hub = hub
-        self._touched = {ownership.segment}
+        self._truncating = asyncio.Lock()  # one truncation at a time: the point never moves back
         self._pending: deque[_Pending] = deque()
         self._pending_bytes = 0
         self._oldest = 0.0  # when the oldest pending entry was queued
@@ -85,7 +85,7 @@ class SegmentWriter:
         self._closing = False
         self._error: WALError | None = None
         self._released = False
-        hub.writer_started(ownership.segment)
+        hub.writer_started(self, ownership.segment)
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(
             self._run(), name=f"woodpecker-writer[{pchannel.name}@{pchannel.term}]"
@@ -127,6 +127,10 @@ class SegmentWriter:
 
     async def truncate(self, point: WoodpeckerMessageID) -> None:
         """Persist ``point`` as the truncation point and delete segments wholly before it."""
+        async with self._truncating:
+            await self._truncate(point)
+
+    async def _truncate(self, point: WoodpeckerMessageID) -> None:
         self.check_usable()
         end = (self._cursor.segment, self._cursor.entry)
         if point.sort_key() > end:
@@ -141,13 +145,19 @@ class SegmentWriter:
             raise
 
     async def close(self) -> None:
-        """Flush what is pending, stop the task and release the files; idempotent."""
+        """Flush what is pending, stop the task and release the files; idempotent.
+
+        If the caller is cancelled meanwhile, the task still finishes its flush and the
+        files are released when it ends (never under a flush still in flight)."""
         self._closing = True
         self._wake.set()
+        if self._task.done():
+            self._release()
+            return
+        self._task.add_done_callback(lambda _: self._release())
         with contextlib.suppress(Exception):
             # The task reports its own failures to the appends it fails.
             await asyncio.shield(self._task)
-        self._release()
 
     # --- the flush task -----------------------------------------------------------
 
@@ -229,11 +239,6 @@ class SegmentWriter:
     async def _flush(self, blocks: list[list[_Pending]]) -> None:
         roll = self._should_roll()
         old = self._cursor.segment
-        if roll:
-            # Readers here must not read the new segment past what is durable, from the
-            # moment it exists.
-            self._hub.rolling(old, old + 1)
-            self._touched.add(old + 1)
         groups = [[item[0] for item in block] for block in blocks]
         try:
             done = await asyncio.to_thread(self._flush_sync, self._fd, self._cursor, groups, roll)
@@ -259,8 +264,6 @@ class SegmentWriter:
             self._fd = done.fd
             self._segment_since = time.monotonic()
         self._cursor = done.end
-        # Publish before acknowledging: once an append returns, readers here can see it.
-        self._hub.publish(done.end.segment, done.end.offset)
         entry = done.start.entry
         segment = done.start.segment
         for block in blocks:
@@ -287,6 +290,9 @@ class SegmentWriter:
                     0o644,
                 )
                 fd = new_fd
+                # Only now, as the owner that created it: readers here must not read the
+                # new segment past what is durable, from the moment it exists.
+                self._hub.rolling(self, cursor.segment - 1, cursor.segment)
             try:
                 if roll:
                     fsync_dir(self._layout.directory)
@@ -305,6 +311,10 @@ class SegmentWriter:
                 _write_durably(
                     fd, b"".join(encoded) if len(encoded) > 1 else encoded[0], start.offset
                 )
+                # Publish while still holding the lock: a new owner (which needs the lock
+                # exclusively) can then never see this block before local readers may
+                # read it, and it is published before any append is acknowledged.
+                self._hub.publish(self, end.segment, end.offset)
             except BaseException:
                 if new_fd is not None:
                     os.close(new_fd)
@@ -378,7 +388,7 @@ class SegmentWriter:
     def _release_hub(self) -> None:
         if not self._released:
             self._released = True
-            self._hub.writer_stopped(self._touched)
+            self._hub.writer_stopped(self)
 
     def _release(self) -> None:
         self._release_hub()
