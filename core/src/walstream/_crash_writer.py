@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import sys
 from typing import Any
 
@@ -46,10 +47,14 @@ async def _main(args: dict[str, Any]) -> None:
     async def one(seq: int) -> None:
         try:
             await wal.append(crash_message(round_no, seq))
-            out.write(f"ack {seq}\n")
-            out.flush()
-        finally:
-            in_flight.release()
+        except BaseException as exc:
+            # An append must not fail here: say why and end, so the parent reports it.
+            sys.stderr.write(f"append {seq} failed: {exc!r}\n")
+            sys.stderr.flush()
+            os._exit(3)
+        out.write(f"ack {seq}\n")
+        out.flush()
+        in_flight.release()
 
     tasks = set()
     for seq in range(int(args.get("max_messages", 1_000_000))):

@@ -14,7 +14,7 @@ from typing import ClassVar, Self
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from walstream.errors import FencedError, ReadOnlyWALError, WALClosedError
+from walstream.errors import FencedError, ReadOnlyWALError, WALClosedError, WALError
 from walstream.message import ImmutableMessage, MessageID, MutableMessage, check_size
 from walstream.message.message_id import marshal_int_tuple, unmarshal_int_tuple
 from walstream.settings import WalstreamBaseSettings, driver_settings_config
@@ -134,6 +134,7 @@ class MemoryWAL(WALImpl):
         self._channel = channel
         self._log = log
         self._closed = False
+        self._scanners: set[MemoryScanner] = set()
 
     @property
     def wal_name(self) -> str:
@@ -178,14 +179,25 @@ class MemoryWAL(WALImpl):
             start = _index(policy.message_id) + 1
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unknown deliver policy {policy!r}")
-        return MemoryScanner(option.name, self._log, start)
+        scanner = MemoryScanner(option.name, self._log, start)
+        self._scanners.add(scanner)
+        return scanner
 
     async def truncate(self, message_id: MessageID) -> None:
         self._check_writable("truncate")
-        self._log.truncated_before = max(self._log.truncated_before, _index(message_id))
+        index = _index(message_id)
+        if index >= len(self._log.entries):
+            raise WALError(
+                f"cannot truncate memory pchannel {self._channel.name!r} at {message_id!r}: the log "
+                f"ends at index {len(self._log.entries) - 1} (truncate only at ids that were appended)"
+            )
+        self._log.truncated_before = max(self._log.truncated_before, index)
 
     async def close(self) -> None:
         self._closed = True
+        for scanner in list(self._scanners):
+            await scanner.close()
+        self._opener.forget(self)
 
 
 def _index(message_id: MessageID) -> int:
@@ -199,6 +211,11 @@ class MemoryOpener(Opener):
 
     def __init__(self, settings: MemorySettings) -> None:
         self.settings = settings
+        self._wals: set[MemoryWAL] = set()
+
+    def forget(self, wal: MemoryWAL) -> None:
+        """A WAL of this opener closed."""
+        self._wals.discard(wal)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -214,10 +231,13 @@ class MemoryOpener(Opener):
                     f"cannot open {pchannel.name!r} RW at term {pchannel.term}: term {log.term} already owns it"
                 )
             log.term = pchannel.term
-        return MemoryWAL(self, pchannel, log)
+        wal = MemoryWAL(self, pchannel, log)
+        self._wals.add(wal)
+        return wal
 
     async def close(self) -> None:
-        return None
+        for wal in list(self._wals):
+            await wal.close()
 
 
 class MemoryBuilder(Builder):

@@ -142,6 +142,9 @@ def _payload(tag: int, size: int) -> bytes:
 class ObjectStoreContract:
     """The object-store contract; subclass it as ``Test<Something>`` and override ``object_store``."""
 
+    overridable_fixtures: tuple[str, ...] = ("object_store",)
+    """The fixtures a subclass must override; nothing else but tuning attributes may change."""
+
     timeout_seconds: ClassVar[float] = 60.0
     """Upper bound for each test's async body."""
     large_object_bytes: ClassVar[int] = 32 * 1024 * 1024

@@ -99,13 +99,15 @@ class WALModelMachine(RuleBasedStateMachine):
         old = self.wal
         self.term += 1
         self.wal = self._run(self.opener.open(PChannelInfo(self.name, self.term, AccessMode.RW)))
+        probe = MutableMessage.raw(b"fenced?")
         try:
-            self._run(old.append(MutableMessage.raw(b"fenced?")))
+            probe_id = self._run(old.append(probe))
         except FencedError:
             pass
         else:
             if self.opener.capabilities.fencing:
                 raise AssertionError("a lower-term writer appended after a higher term opened")
+            self.log.append((probe_id, probe.payload, dict(probe.properties)))  # it is in the log now
         self._run(old.close())
 
     @invariant()
