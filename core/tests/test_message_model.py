@@ -232,3 +232,14 @@ def test_header_and_id_property_decoders_fuzz(text: str) -> None:
 def test_unknown_type_is_a_decode_error() -> None:
     with pytest.raises(MessageDecodeError, match="unknown message type 77"):
         _ = MutableMessage(b"", {P.TYPE: "77"}).message_type
+
+
+def test_bad_field_types_are_clear_errors() -> None:
+    with pytest.raises(MessageError, match="payload must be bytes, got int"):
+        MutableMessage.raw(5)  # type: ignore[arg-type]
+    with pytest.raises(MessageError, match="payload must be bytes, got str"):
+        MutableMessage.raw("text")  # type: ignore[arg-type]
+    with pytest.raises(MessageError, match="timetick must be a non-negative int"):
+        MutableMessage.raw(b"").with_timetick(1.9)  # type: ignore[arg-type]
+    with pytest.raises(MessageError, match="vchannel must be a str"):
+        new_message(MessageType.INSERT, vchannel=123)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 import importlib
 import textwrap
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def make_dist(root: Path, dist: str, entry_points: str, modules: dict[str, str])
 
 
 @pytest.fixture
-def fake_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def fake_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     make_dist(
         tmp_path,
         "fake-broken",
@@ -79,7 +80,9 @@ def fake_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     isolated = stevedore_cache.Cache(str(tmp_path / "stevedore-cache"))
     monkeypatch.setattr(stevedore_cache, "get_group_all", isolated.get_group_all)
     monkeypatch.setattr(ExtensionManager, "ENTRY_POINT_CACHE", {})
-    return tmp_path
+    plugins.refresh()
+    yield tmp_path
+    plugins.refresh()
 
 
 def test_broken_plugin_is_one_clear_error_and_others_still_load(fake_plugins: Path) -> None:
@@ -112,9 +115,9 @@ def test_incompatible_plugin_skipped_with_one_warning(fake_plugins: Path) -> Non
 
 def test_unknown_plugin_lists_installed_and_hints() -> None:
     with pytest.raises(
-        PluginNotFoundError, match=r"installed: .*memory.*pip install walstream-kafka"
+        PluginNotFoundError, match=r"installed: .*memory.*pip install walstream-pulsar"
     ):
-        get_builder("kafka")
+        get_builder("pulsar")
 
 
 def test_failing_observer_never_breaks_the_operation(
@@ -140,3 +143,19 @@ def test_failing_observer_never_breaks_the_operation(
         assert "observer bug" in caplog.text and "walstream_wal_opened" in caplog.text
     finally:
         hooks._manager = None
+
+
+def test_async_and_wrapper_observers_are_refused() -> None:
+    class AsyncObserver:
+        @hooks.hookimpl
+        async def walstream_wal_closed(self, pchannel: object, wal_name: str) -> None:
+            return None
+
+    class Wrapper:
+        @hooks.hookimpl(wrapper=True)
+        def walstream_wal_closed(self, pchannel: object, wal_name: str):  # type: ignore[no-untyped-def]
+            return (yield)
+
+    for observer in (AsyncObserver(), Wrapper()):
+        with pytest.raises(ValueError, match="observers are"):
+            hooks.register(observer)

@@ -43,7 +43,8 @@ def test_sources_and_priority(config: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_bad_field_is_named(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WALSTREAM_FAKEDRV_FLUSH_MS", "soon")
     with pytest.raises(
-        SettingsError, match=r"flush_ms: .*WALSTREAM_FAKEDRV_FLUSH_MS / fakedrv.flush_ms"
+        SettingsError,
+        match=r"flush_ms: .*settable as WALSTREAM_FAKEDRV_FLUSH_MS, as flush_ms in \[fakedrv\]",
     ):
         load_driver_settings(DriverSettings, {})
     monkeypatch.setenv("WALSTREAM_LOG_LEVEL", "LOUD")
@@ -75,3 +76,16 @@ def test_cli_config_show_and_plugins(config: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("WALSTREAM_MEMORY_MAX_MESSAGE_BYTES", "-1")
     out = runner.invoke(main, ["config", "show"])
     assert out.exit_code == 2 and "max_message_bytes" in out.output
+
+
+def test_misspelt_settings_are_refused(config: Path) -> None:
+    with pytest.raises(
+        SettingsError, match=r"flush_mss: unknown setting .*known: flush_ms, password"
+    ):
+        load_driver_settings(DriverSettings, {"flush_mss": 3})
+    config.write_text('data_dirr = "/x"\n[fakedrv]\nflush_ms = 3\n')
+    with pytest.raises(SettingsError, match=r"data_dirr: unknown setting .*top level"):
+        load_settings()
+    config.write_text("[fakedrv]\npasword = 'x'\n")
+    with pytest.raises(SettingsError, match=r"pasword: unknown setting .*\[fakedrv\]"):
+        load_driver_settings(DriverSettings, {})

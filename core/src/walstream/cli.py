@@ -75,8 +75,20 @@ def config_show() -> None:
 
 
 @main.command("demo")
-@click.option("--messages", default=20_000, show_default=True, help="Messages to append.")
-@click.option("--vchannels", default=4, show_default=True, help="Vchannels to spread them over.")
+@click.option(
+    "--messages",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Messages to append.",
+)
+@click.option(
+    "--vchannels",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Vchannels to spread them over.",
+)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -90,6 +102,10 @@ def demo_cmd(messages: int, vchannels: int, data_dir: Path | None, backend: str 
     """Append to and tail several vchannels on the embedded default WAL; print throughput."""
     from walstream.demo import run_demo
 
+    if vchannels > messages:
+        raise click.BadParameter(
+            f"{vchannels} vchannels need at least as many messages", param_hint="--messages"
+        )
     try:
         settings = load_settings()
         result = asyncio.run(

@@ -3,10 +3,15 @@
 Implementations register through the ``walstream.hooks`` entry-point group (or
 ``register()`` in-process). They are called through ``notify``, which isolates
 each observer: a failing one is logged and never breaks the write that fired it.
+
+Observers are plain functions called synchronously on the event loop of the
+operation that fired them, so they must be quick: hand slow work to a queue or a
+thread. Coroutine functions and hook wrappers are refused when registered.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Sequence
@@ -84,6 +89,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
                 if info.status != "ok":
                     continue  # discover() already logged why
                 try:
+                    _refuse_unsupported(info.obj)
                     pm.register(info.obj, name=f"{info.distribution}:{info.name}")
                 except (ValueError, pluggy.PluginValidationError) as exc:
                     log.warning("observer %s not registered (%s): %s", info.name, info.where, exc)
@@ -91,8 +97,25 @@ def get_plugin_manager() -> pluggy.PluginManager:
         return _manager
 
 
+def _refuse_unsupported(observer: object) -> None:
+    for attr in dir(observer):
+        if not attr.startswith("walstream_"):
+            continue
+        impl = getattr(observer, attr)
+        opts = getattr(impl, f"{PROJECT}_impl", None) or {}
+        if inspect.iscoroutinefunction(impl) or inspect.isasyncgenfunction(impl):
+            raise ValueError(
+                f"observer {observer!r}: {attr} is async; observers are called synchronously"
+            )
+        if opts.get("wrapper") or opts.get("hookwrapper"):
+            raise ValueError(
+                f"observer {observer!r}: {attr} is a hook wrapper; observers are plain functions"
+            )
+
+
 def register(observer: object, name: str | None = None) -> None:
-    """Register an observer object in this process."""
+    """Register an observer object in this process (``ValueError`` for async or wrapper hooks)."""
+    _refuse_unsupported(observer)
     get_plugin_manager().register(observer, name=name)
 
 

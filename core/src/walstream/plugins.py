@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import logging
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,7 +38,6 @@ _INSTALL_HINTS = {
     (WAL_GROUP, "pulsar"): "pip install walstream-pulsar",
     (OBJECTSTORE_GROUP, "local"): "pip install walstream-objectstore",
     (OBJECTSTORE_GROUP, "memory"): "pip install walstream-objectstore",
-    (OBJECTSTORE_GROUP, "s3"): "pip install walstream-objectstore",
 }
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,27 @@ def _api_error(obj: Any) -> str | None:
     )
 
 
+_discovered: dict[str, list[PluginInfo]] = {}
+_discover_lock = threading.Lock()
+
+
+def refresh() -> None:
+    """Forget what was discovered, so the next look-up scans the installed plugins again."""
+    with _discover_lock:
+        _discovered.clear()
+
+
 def discover(group: str) -> list[PluginInfo]:
-    """Load every plugin of ``group``; problems are recorded, never raised."""
+    """Every plugin of ``group`` and what became of loading it; problems are recorded,
+    never raised. Scanned and imported once per process (``refresh()`` to rescan)."""
+    with _discover_lock:
+        found = _discovered.get(group)
+        if found is None:
+            found = _discovered[group] = _scan(group)
+        return list(found)
+
+
+def _scan(group: str) -> list[PluginInfo]:
     dists = _distributions(group)
     failures: dict[tuple[str, str], BaseException] = {}
 

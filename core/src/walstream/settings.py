@@ -56,7 +56,10 @@ class TomlTableSource(PydanticBaseSettingsSource):
             if not isinstance(section, dict):
                 raise SettingsError(f"{config_file()}: [{table}] must be a table")
             data = section
-        self._data = {k: v for k, v in data.items() if k in settings_cls.model_fields}
+        # The top level also holds the drivers' tables: those are not the root's keys.
+        # Every other key is passed on, so a misspelt one fails validation instead of
+        # being silently ignored.
+        self._data = {k: v for k, v in data.items() if table or not isinstance(v, dict)}
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return self._data.get(field_name), field_name, False
@@ -69,7 +72,7 @@ class WalstreamBaseSettings(BaseSettings):
     """Base of every walstream settings class: adds the TOML table source."""
 
     toml_table: ClassVar[str] = ""
-    model_config = SettingsConfigDict(env_prefix="WALSTREAM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="WALSTREAM_", extra="forbid")
 
     @classmethod
     def settings_customise_sources(
@@ -97,7 +100,7 @@ def driver_settings_config(driver: str) -> SettingsConfigDict:
     ``objectstore.<name>`` (``[objectstore.local]``, env ``WALSTREAM_OBJECTSTORE_LOCAL_``).
     """
     return SettingsConfigDict(
-        env_prefix=f"WALSTREAM_{driver.upper().replace('.', '_')}_", extra="ignore"
+        env_prefix=f"WALSTREAM_{driver.upper().replace('.', '_')}_", extra="forbid"
     )
 
 
@@ -113,16 +116,23 @@ class WalstreamSettings(WalstreamBaseSettings):
 
 
 def format_validation_error(cls: type[BaseSettings], exc: ValidationError) -> str:
-    """Name each bad field with the env variable and TOML key that set it."""
+    """Name each bad field with the env variable and TOML key that can set it."""
     prefix = str(cls.model_config.get("env_prefix", ""))
     table = getattr(cls, "toml_table", "")
+    where_toml = f"[{table}] in {config_file()}" if table else f"the top level of {config_file()}"
     lines = [f"invalid {cls.__name__}:"]
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"]) or "(settings)"
-        where = (
-            f"{prefix}{name.upper()} / {(table + '.') if table else ''}{name} in {config_file()}"
-        )
-        lines.append(f"  - {name}: {err['msg']} (set by {where})")
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(sorted(cls.model_fields))
+            lines.append(
+                f"  - {name}: unknown setting (given as an argument or in {where_toml}); known: {known}"
+            )
+        else:
+            lines.append(
+                f"  - {name}: {err['msg']} (settable as {prefix}{name.upper()}, as {name} in {where_toml}, "
+                f"or as an argument)"
+            )
     return "\n".join(lines)
 
 

@@ -34,12 +34,20 @@ def _int_property(props: Mapping[str, str], key: str) -> int | None:
         raise MessageDecodeError(f"property {key}={text[:40]!r} is not an integer") from exc
 
 
+def _non_negative_int(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise MessageError(f"{what} must be a non-negative int, got {value!r}")
+    return value
+
+
 class Message:
     """Fields and accessors shared by mutable and immutable messages."""
 
     __slots__ = ("_payload", "_properties")
 
     def __init__(self, payload: bytes, properties: dict[str, str]) -> None:
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise MessageError(f"payload must be bytes, got {type(payload).__name__}")
         self._payload = bytes(payload)
         self._properties = properties
 
@@ -167,12 +175,12 @@ class MutableMessage(Message):
 
     def with_timetick(self, timetick: int) -> Self:
         """Stamp the TSO timetick."""
-        self._properties[P.TIMETICK] = str(int(timetick))
+        self._properties[P.TIMETICK] = str(_non_negative_int(timetick, "timetick"))
         return self
 
     def with_barrier_timetick(self, timetick: int) -> Self:
         """Ask for a timetick of at least ``timetick``."""
-        self._properties[P.BARRIER_TIMETICK] = str(int(timetick))
+        self._properties[P.BARRIER_TIMETICK] = str(_non_negative_int(timetick, "barrier timetick"))
         return self
 
     def with_last_confirmed(self, message_id: MessageID) -> Self:
@@ -189,7 +197,7 @@ class MutableMessage(Message):
 
     def with_wal_term(self, term: int) -> Self:
         """Stamp the term of the writing WAL."""
-        self._properties[P.WAL_TERM] = str(int(term))
+        self._properties[P.WAL_TERM] = str(_non_negative_int(term, "term"))
         return self
 
     def with_txn_context(self, txn: pb.TxnContext) -> Self:
@@ -274,6 +282,8 @@ def new_message(
     props = P.validate_user_properties(properties or {})
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise MessageError(f"payload must be bytes, got {type(payload).__name__}")
+    if vchannel is not None and not isinstance(vchannel, str):
+        raise MessageError(f"vchannel must be a str, got {type(vchannel).__name__}")
     expected = HEADER_CLASSES[mtype]
     if header is None:
         header = expected()

@@ -39,9 +39,8 @@ class MessageID(ABC):
             return None
         if type(other) is not type(self) or other.wal_name != self.wal_name:
             raise MessageIDMismatchError(
-                f"cannot compare a {self.wal_name!r} message id with a "
-                f"{getattr(other, 'wal_name', type(other).__name__)!r} one: "
-                f"ids are only ordered within one backend"
+                f"cannot compare {type(self).__name__} ({self.wal_name!r}) with "
+                f"{type(other).__name__} ({other.wal_name!r}): ids are only ordered within one backend"
             )
         return other
 

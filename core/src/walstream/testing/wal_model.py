@@ -107,7 +107,9 @@ class WALModelMachine(RuleBasedStateMachine):
         else:
             if self.opener.capabilities.fencing:
                 raise AssertionError("a lower-term writer appended after a higher term opened")
-            self.log.append((probe_id, probe.payload, dict(probe.properties)))  # it is in the log now
+            self.log.append(
+                (probe_id, probe.payload, dict(probe.properties))
+            )  # it is in the log now
         self._run(old.close())
 
     @invariant()
