@@ -1,0 +1,100 @@
+"""Helpers shared by the Kafka tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from walstream.message import ImmutableMessage, MessageID
+from walstream.walimpls import Scanner
+from walstream_kafka import KafkaBuilder, KafkaOpener
+
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "kafka"
+
+
+def make_opener(settings: dict[str, Any]) -> KafkaOpener:
+    """An opener built from JSON-able settings."""
+    opener = KafkaBuilder().build(settings)
+    assert isinstance(opener, KafkaOpener)
+    return opener
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def read_through(
+    scanner: Scanner, last: MessageID, timeout: float = 60.0
+) -> list[ImmutableMessage]:
+    """Every message up to and including id ``last``."""
+
+    async def go() -> list[ImmutableMessage]:
+        out: list[ImmutableMessage] = []
+        async for msg in scanner:
+            out.append(msg)
+            if msg.message_id >= last:
+                return out
+        raise AssertionError(f"scanner ended before {last!r}")
+
+    return await asyncio.wait_for(go(), timeout)
+
+
+def kafka_test_settings(bootstrap: str, **overrides: Any) -> dict[str, Any]:
+    """JSON-able settings of a fresh namespace (topic prefix) on the test broker."""
+    settings: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "topic_prefix": f"t{uuid.uuid4().hex[:12]}-",
+        "replication_factor": 1,
+        "commit_interval_ms": 2.0,
+        "open_timeout_s": 60.0,
+        "request_timeout_s": 10.0,
+        "append_timeout_s": 60.0,
+    }
+    settings.update(overrides)
+    return settings
+
+
+@dataclass
+class BrokerControl:
+    """Kills and restarts the test broker through ``scripts/kafka``."""
+
+    run_dir: str | None
+
+    def _run(self, command: str, timeout: float) -> str:
+        env = dict(os.environ)
+        if self.run_dir:
+            env["KAFKA_RUN_DIR"] = self.run_dir
+        done = subprocess.run(
+            [str(SCRIPT), command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(
+                f"scripts/kafka {command} failed ({done.returncode}): {done.stderr[-2000:]}"
+            )
+        return done.stdout
+
+    def kill(self) -> None:
+        """SIGKILL the broker."""
+        self._run("kill", 60)
+
+    def start(self) -> None:
+        """Start it again (same port, same data) and wait until it serves."""
+        self._run("start", 180)
+
+    def env(self) -> str:
+        """What ``scripts/kafka env`` prints."""
+        return self._run("env", 30)
