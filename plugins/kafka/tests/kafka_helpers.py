@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -11,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from walstream.message import ImmutableMessage, MessageID
-from walstream.walimpls import Scanner
+from walstream.testing.wal_contract import read_idle_until as read_through
 from walstream_kafka import KafkaBuilder, KafkaOpener
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "kafka"
@@ -30,22 +28,6 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def read_through(
-    scanner: Scanner, last: MessageID, timeout: float = 60.0
-) -> list[ImmutableMessage]:
-    """Every message up to and including id ``last``."""
-
-    async def go() -> list[ImmutableMessage]:
-        out: list[ImmutableMessage] = []
-        async for msg in scanner:
-            out.append(msg)
-            if msg.message_id >= last:
-                return out
-        raise AssertionError(f"scanner ended before {last!r}")
-
-    return await asyncio.wait_for(go(), timeout)
 
 
 def kafka_test_settings(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -98,3 +80,14 @@ class BrokerControl:
     def env(self) -> str:
         """What ``scripts/kafka env`` prints."""
         return self._run("env", 30)
+
+
+# read_through is the contract suite's read_idle_until
+__all__ = [
+    "SCRIPT",
+    "BrokerControl",
+    "closed_port",
+    "kafka_test_settings",
+    "make_opener",
+    "read_through",
+]
