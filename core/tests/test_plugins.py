@@ -113,11 +113,18 @@ def test_incompatible_plugin_skipped_with_one_warning(fake_plugins: Path) -> Non
         plugins.load(plugins.WAL_GROUP, "future")
 
 
-def test_unknown_plugin_lists_installed_and_hints() -> None:
+def test_unknown_plugin_lists_installed_and_hints(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        plugins._INSTALL_HINTS, (plugins.WAL_GROUP, "nosuch"), "pip install walstream-nosuch"
+    )
     with pytest.raises(
-        PluginNotFoundError, match=r"installed: .*memory.*pip install walstream-pulsar"
+        PluginNotFoundError, match=r"installed: .*memory.*pip install walstream-nosuch"
     ):
-        get_builder("pulsar")
+        get_builder("nosuch")
+    with pytest.raises(
+        PluginNotFoundError, match=r"no plugin named 'neither' .*installed: .*memory"
+    ):
+        get_builder("neither")
 
 
 def test_failing_observer_never_breaks_the_operation(

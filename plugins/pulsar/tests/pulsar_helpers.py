@@ -1,0 +1,90 @@
+"""Helpers shared by the Pulsar tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from walstream.testing.wal_contract import read_idle_until as read_through
+from walstream_pulsar import PulsarBuilder, PulsarOpener
+
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "pulsar"
+
+
+def make_opener(settings: dict[str, Any]) -> PulsarOpener:
+    """An opener built from JSON-able settings."""
+    opener = PulsarBuilder().build(settings)
+    assert isinstance(opener, PulsarOpener)
+    return opener
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pulsar_test_settings(url: str, **overrides: Any) -> dict[str, Any]:
+    """JSON-able settings of a fresh set of topics (topic prefix) on the test broker."""
+    settings: dict[str, Any] = {
+        "service_url": url,
+        "topic_prefix": f"t{uuid.uuid4().hex[:12]}-",
+        "open_timeout_s": 60.0,
+        "operation_timeout_s": 10,
+        "append_timeout_s": 60.0,
+    }
+    settings.update(overrides)
+    return settings
+
+
+@dataclass
+class BrokerControl:
+    """Kills and restarts the test broker through ``scripts/pulsar``."""
+
+    run_dir: str | None
+
+    def _run(self, command: str, timeout: float) -> str:
+        env = dict(os.environ)
+        if self.run_dir:
+            env["PULSAR_RUN_DIR"] = self.run_dir
+        done = subprocess.run(
+            [str(SCRIPT), command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(
+                f"scripts/pulsar {command} failed ({done.returncode}): {done.stderr[-2000:]}"
+            )
+        return done.stdout
+
+    def kill(self) -> None:
+        """SIGKILL the broker."""
+        self._run("kill", 60)
+
+    def start(self) -> None:
+        """Start it again (same ports, same data) and wait until it serves."""
+        self._run("start", 300)
+
+    def env(self) -> str:
+        """What ``scripts/pulsar env`` prints."""
+        return self._run("env", 30)
+
+
+__all__ = [
+    "SCRIPT",
+    "BrokerControl",
+    "closed_port",
+    "make_opener",
+    "pulsar_test_settings",
+    "read_through",
+]
