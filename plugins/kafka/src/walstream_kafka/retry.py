@@ -1,34 +1,22 @@
-"""Bounded, jittered retries of transient Kafka failures (tenacity).
+"""What is worth retrying against Kafka; the policy itself is ``walstream.retry``.
 
-Only what ``errors.is_transient`` calls transient is retried; everything else (auth,
-authorization, unknown topic, bad configuration, fencing) is raised at once. Retries
-stop at a deadline (the caller's ``open_timeout_s`` or ``request_timeout_s``) and
-after ``MAX_ATTEMPTS``, whichever comes first; then the last error is raised.
+Anything final (authentication, authorization, unknown topic, bad configuration,
+fencing) is raised at once.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_any,
-    wait_random_exponential,
-)
-from tenacity.stop import stop_base
+from walstream import retry as _policy
+from walstream.retry import MAX_ATTEMPTS, left
 
 from walstream_kafka.errors import KafkaUnavailableError, is_transient
 
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 30
-_WAIT = wait_random_exponential(multiplier=0.05, max=1.0)
+__all__ = ["MAX_ATTEMPTS", "acall", "call", "left", "retryable"]
 
 
 def retryable(exc: BaseException) -> bool:
@@ -36,52 +24,13 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, KafkaUnavailableError) or is_transient(exc)
 
 
-def left(deadline: float, cap: float | None = None) -> float:
-    """Seconds until ``deadline`` (at least 10 ms), at most ``cap``."""
-    remaining = max(0.01, deadline - time.monotonic())
-    return remaining if cap is None else min(cap, remaining)
-
-
-class _stop_at(stop_base):
-    """Stop once ``deadline`` (``time.monotonic()``) has passed."""
-
-    def __init__(self, deadline: float) -> None:
-        self._deadline = deadline
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return time.monotonic() >= self._deadline
-
-
 def call(fn: Callable[[], T], deadline: float) -> T:
-    """Run blocking ``fn``, retrying transient errors until ``deadline``."""
-    for attempt in Retrying(
-        stop=stop_any(stop_after_attempt(MAX_ATTEMPTS), _stop_at(deadline)),
-        wait=_WAIT,
-        retry=retry_if_exception(retryable),
-        reraise=True,
-    ):
-        with attempt:
-            return fn()
-    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+    """Run blocking ``fn``, retrying transient Kafka errors until ``deadline``."""
+    return _policy.call(fn, deadline, retryable)
 
 
 async def acall(
     fn: Callable[[], Awaitable[T]], deadline: float, on_retry: Callable[[], None] | None = None
 ) -> T:
-    """Await ``fn()``, retrying transient errors until ``deadline``; ``on_retry`` runs
-    before each new attempt."""
-
-    def before_sleep(state: RetryCallState) -> None:
-        if on_retry is not None:
-            on_retry()
-
-    async for attempt in AsyncRetrying(
-        stop=stop_any(stop_after_attempt(MAX_ATTEMPTS), _stop_at(deadline)),
-        wait=_WAIT,
-        retry=retry_if_exception(retryable),
-        before_sleep=before_sleep,
-        reraise=True,
-    ):
-        with attempt:
-            return await fn()
-    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+    """Await ``fn()``, retrying transient Kafka errors until ``deadline``."""
+    return await _policy.acall(fn, deadline, retryable, on_retry)
