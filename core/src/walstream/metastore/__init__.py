@@ -14,6 +14,7 @@ from walstream.metastore.spi import (
     WatchEvent,
 )
 from walstream.metastore.sqlite import SQLiteMetastore, SQLiteMetastoreSettings
+from walstream.metastore.url import open_metastore, sqlite_url
 
 __all__ = [
     "CompactedRevisionError",
@@ -25,4 +26,6 @@ __all__ = [
     "SQLiteMetastoreSettings",
     "Watch",
     "WatchEvent",
+    "open_metastore",
+    "sqlite_url",
 ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -265,7 +266,7 @@ class SQLiteMetastore(Metastore):
             check_same_thread=False,  # used from executor threads, under self._lock
         )
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = self._switch_to_wal(conn)
             if str(mode).lower() != "wal":
                 raise MetastoreError(
                     f"{self._path}: cannot switch SQLite to WAL journal mode (got {mode!r}); "
@@ -285,6 +286,24 @@ class SQLiteMetastore(Metastore):
             conn.close()
             raise
         return conn
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> object:
+        """``PRAGMA journal_mode=WAL``, retried while another connection holds the file.
+
+        SQLite answers "database is locked" to the journal-mode switch at once, without
+        its busy handler, when another connection is opening the same fresh file; so
+        several first opens at the same moment need this bounded retry (worker thread).
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        pause = 0.005
+        while True:
+            try:
+                return conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     @staticmethod
     def _meta(conn: sqlite3.Connection, name: str) -> int:

@@ -74,10 +74,13 @@ class ObjectStoreCapabilities:
     - ``conditional_create``: ``put_if_absent`` is atomic (exactly one of racing
       writers wins). Without it ``put_if_absent`` raises ``CapabilityError``.
     - ``range_reads``: ``get_range`` reads only the requested bytes from the backend.
+    - ``persistent``: stored objects outlive this process (other processes, and this
+      one after a restart, see them); ``False`` for an in-process store.
     """
 
     conditional_create: bool = False
     range_reads: bool = False
+    persistent: bool = False
 
 
 def require(
