@@ -76,6 +76,8 @@ def test_cli_config_show_and_plugins(config: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("WALSTREAM_MEMORY_MAX_MESSAGE_BYTES", "-1")
     out = runner.invoke(main, ["config", "show"])
     assert out.exit_code == 2 and "max_message_bytes" in out.output
+    # The TOML table is named in brackets; the terminal markup must not eat it.
+    assert "[memory]" in out.output, out.output
 
 
 def test_misspelt_settings_are_refused(config: Path) -> None:

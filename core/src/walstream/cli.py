@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from walstream import __version__, plugins
@@ -42,7 +43,7 @@ def plugins_cmd() -> None:
             status = (
                 "[green]ok[/green]"
                 if info.status == "ok"
-                else f"[red]{info.status}[/red]: {info.error}"
+                else f"[red]{info.status}[/red]: {escape(str(info.error))}"
             )
             table.add_row(group, info.name, info.distribution, info.version, status)
     console.print(table)
@@ -69,7 +70,7 @@ def config_show() -> None:
                 if info.status == "ok" and cls is not None:
                     drivers[info.name] = redacted(load_driver_settings(cls, {}))
     except WalstreamError as exc:
-        console.print(f"[red]configuration error[/red]\n{exc}")
+        console.print(f"[red]configuration error[/red]\n{escape(str(exc))}")
         sys.exit(2)
     click.echo(json.dumps(out, indent=2, default=str))
 
@@ -118,7 +119,7 @@ def demo_cmd(messages: int, vchannels: int, data_dir: Path | None, backend: str 
             )
         )
     except WalstreamError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(1)
     console.print(
         f"[bold]{result.messages}[/bold] messages acknowledged durably and tailed by {vchannels} readers: "

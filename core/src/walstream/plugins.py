@@ -31,6 +31,7 @@ PLUGIN_API_VERSION = "1.0"
 WAL_GROUP = "walstream.wal"
 OBJECTSTORE_GROUP = "walstream.objectstore"
 HOOKS_GROUP = "walstream.hooks"
+SEGMENT_POLICY_GROUP = "walstream.segment_policy"
 
 _INSTALL_HINTS = {
     (WAL_GROUP, "woodpecker"): "pip install walstream-woodpecker",
@@ -38,6 +39,9 @@ _INSTALL_HINTS = {
     (WAL_GROUP, "pulsar"): "pip install walstream-pulsar",
     (OBJECTSTORE_GROUP, "local"): "pip install walstream-objectstore",
     (OBJECTSTORE_GROUP, "memory"): "pip install walstream-objectstore",
+    (OBJECTSTORE_GROUP, "s3"): "pip install walstream-objectstore",
+    (OBJECTSTORE_GROUP, "gcs"): "pip install walstream-objectstore",
+    (OBJECTSTORE_GROUP, "azure"): "pip install walstream-objectstore",
 }
 
 log = logging.getLogger(__name__)
