@@ -35,7 +35,12 @@ def plugins_cmd() -> None:
     table = Table(title="walstream plugins")
     for col in ("group", "name", "distribution", "version", "status"):
         table.add_column(col, overflow="fold")
-    for group in (plugins.WAL_GROUP, plugins.OBJECTSTORE_GROUP, plugins.HOOKS_GROUP):
+    for group in (
+        plugins.WAL_GROUP,
+        plugins.OBJECTSTORE_GROUP,
+        plugins.SEGMENT_POLICY_GROUP,
+        plugins.HOOKS_GROUP,
+    ):
         infos = plugins.discover(group)
         if not infos:
             table.add_row(group, "-", "-", "-", "[dim]none installed[/dim]")
