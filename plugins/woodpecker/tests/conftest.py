@@ -37,3 +37,52 @@ async def make_opener(root: Path) -> AsyncIterator[OpenerFactory]:
     yield make
     for opener in openers:
         await asyncio.wait_for(opener.close(), 10)
+
+
+# --- the S3 test server (zero-disk mode on S3) ------------------------------------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+
+from s3_helpers import S3_ENV, SCRIPT, S3Control  # noqa: E402
+
+REQUIRE_ENV = "WALSTREAM_REQUIRE_SERVICES"
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{reason} (and {REQUIRE_ENV}=1 says the S3 tests must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> dict[str, str]:
+    """Endpoint, bucket, region and credentials of the test S3 server (skip if unset)."""
+    values = {field: os.environ.get(env, "").strip() for field, env in S3_ENV.items()}
+    unset = [S3_ENV[f] for f, v in values.items() if not v]
+    if unset:
+        _missing(
+            f"{', '.join(unset)} not set: start a server with "
+            f'`eval "$(scripts/s3proxy start)"` to run the zero-disk S3 tests'
+        )
+    return values
+
+
+@pytest.fixture(scope="session")
+def s3_control(s3_server: dict[str, str]) -> S3Control:
+    """Control of the test server, checked to be the one the ``WALSTREAM_TEST_S3_*`` name."""
+    if not SCRIPT.is_file():
+        _missing(f"{SCRIPT} does not exist: the fault tests need it to kill and start the server")
+    control = S3Control(os.environ.get("S3PROXY_RUN_DIR"))
+    try:
+        env = control.env()
+    except (AssertionError, subprocess.TimeoutExpired) as exc:
+        _missing(f"scripts/s3proxy env failed for S3PROXY_RUN_DIR={control.run_dir!r}: {exc}")
+        raise
+    if f"WALSTREAM_TEST_S3_ENDPOINT={s3_server['endpoint']}" not in env:
+        _missing(
+            f"the server of S3PROXY_RUN_DIR={control.run_dir!r} is not the one at "
+            f"WALSTREAM_TEST_S3_ENDPOINT={s3_server['endpoint']}: set S3PROXY_RUN_DIR to the "
+            f"run dir the test server was started with"
+        )
+    return control

@@ -2,14 +2,17 @@
 
 Each driver only builds the obstore store; key validation, error mapping and
 the SPI's semantics (sorted path-prefix listing, missing-key delete, range
-rules) live here.
+rules) live here. Every backend call goes through :meth:`ObstoreObjectStore._io`,
+which remote drivers override to retry transient failures
+(``walstream_objectstore._remote``).
 """
 
 from __future__ import annotations
 
 import builtins
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import obstore
 from obstore.exceptions import AlreadyExistsError, BaseError, GenericError, PreconditionError
@@ -26,9 +29,11 @@ from walstream.objectstore.spi import (
 )
 
 if TYPE_CHECKING:
-    from obstore.store import LocalStore, MemoryStore
+    from obstore.store import AzureStore, GCSStore, LocalStore, MemoryStore, S3Store
 
-    ObstoreStore = LocalStore | MemoryStore
+    ObstoreStore = LocalStore | MemoryStore | S3Store | GCSStore | AzureStore
+
+T = TypeVar("T")
 
 # What obstore raises: its own hierarchy, FileNotFoundError for missing objects
 # (and other OSErrors), ValueError for paths or ranges it cannot parse.
@@ -76,6 +81,31 @@ class ObstoreObjectStore(ObjectStore):
 
     # --- hooks for drivers ------------------------------------------------------
 
+    async def _io(
+        self,
+        op: str,
+        key: str,
+        call: Callable[[], Awaitable[T]],
+        on_retry: Callable[[], None] | None = None,
+    ) -> T:
+        """Run one backend call of ``op`` on ``key``; obstore errors propagate unchanged.
+
+        Local stores make one attempt. Remote drivers override this to retry
+        transient failures, calling ``on_retry`` before each new attempt.
+        """
+        return await call()
+
+    def _backend_failure(self, op: str, key: str, exc: Exception) -> ObjectStoreError | None:
+        """A driver's own mapping of ``exc``, tried before the generic one (``None``: none).
+
+        Remote drivers map refused credentials and missing buckets here.
+        """
+        return None
+
+    def _describe(self, exc: BaseException) -> str:
+        """``exc`` for an error message (remote drivers also mask secrets)."""
+        return summary(exc)
+
     def _check_driver_key(self, key: str) -> None:
         """Refuse keys this backend cannot hold (beyond ``validate_key``)."""
 
@@ -101,6 +131,9 @@ class ObstoreObjectStore(ObjectStore):
 
     async def _failure(self, op: str, key: str, exc: Exception) -> ObjectStoreError:
         """Our error for an obstore failure of ``op`` on ``key`` (the caller chains ``exc``)."""
+        own = self._backend_failure(op, key, exc)
+        if own is not None:
+            return own
         if isinstance(exc, FileNotFoundError):
             return self._not_found(key)
         if isinstance(exc, AlreadyExistsError | PreconditionError):
@@ -114,7 +147,7 @@ class ObstoreObjectStore(ObjectStore):
                 return self._not_found(key)
             if clash is not None and op in _WRITES:
                 return ObjectStoreError(f"cannot {op} {key!r} in {self!r}: {clash}")
-        return ObjectStoreError(f"{op} of {key!r} in {self!r} failed: {summary(exc)}")
+        return ObjectStoreError(f"{op} of {key!r} in {self!r} failed: {self._describe(exc)}")
 
     # --- the SPI ---------------------------------------------------------------
 
@@ -122,7 +155,7 @@ class ObstoreObjectStore(ObjectStore):
         key = self._key(key, "put")
         size = memoryview(data).nbytes
         try:
-            result = await obstore.put_async(self._store, key, data)
+            result = await self._io("put", key, lambda: obstore.put_async(self._store, key, data))
         except OBSTORE_ERRORS as exc:
             raise await self._failure("put", key, exc) from exc
         return ObjectMeta(key=key, size=size, etag=result.get("e_tag"))
@@ -131,7 +164,11 @@ class ObstoreObjectStore(ObjectStore):
         key = self._key(key, "put_if_absent")
         size = memoryview(data).nbytes
         try:
-            result = await obstore.put_async(self._store, key, data, mode="create")
+            result = await self._io(
+                "put_if_absent",
+                key,
+                lambda: obstore.put_async(self._store, key, data, mode="create"),
+            )
         except OBSTORE_ERRORS as exc:
             raise await self._failure("put_if_absent", key, exc) from exc
         return ObjectMeta(key=key, size=size, etag=result.get("e_tag"))
@@ -139,18 +176,27 @@ class ObstoreObjectStore(ObjectStore):
     async def get(self, key: str) -> bytes:
         key = self._key(key, "get")
         try:
-            result = await obstore.get_async(self._store, key)
-            buf = await result.bytes_async()
+            buf = await self._io("get", key, lambda: self._get_bytes(key))
         except OBSTORE_ERRORS as exc:
             raise await self._failure("get", key, exc) from exc
         return bytes(buf)
+
+    async def _get_bytes(self, key: str) -> Any:
+        result = await obstore.get_async(self._store, key)
+        return await result.bytes_async()
 
     async def get_range(self, key: str, start: int, end: int) -> bytes:
         key = self._key(key, "get_range")
         check_range(start, end)
         if start < end:
             try:
-                return bytes(await obstore.get_range_async(self._store, key, start=start, end=end))
+                return bytes(
+                    await self._io(
+                        "get_range",
+                        key,
+                        lambda: obstore.get_range_async(self._store, key, start=start, end=end),
+                    )
+                )
             except GenericError as exc:
                 # obstore refuses ranges starting at or past the end; decide with the size.
                 size = (await self.head(key)).size
@@ -169,7 +215,7 @@ class ObstoreObjectStore(ObjectStore):
     async def head(self, key: str) -> ObjectMeta:
         key = self._key(key, "head")
         try:
-            raw = await obstore.head_async(self._store, key)
+            raw = await self._io("head", key, lambda: obstore.head_async(self._store, key))
         except OBSTORE_ERRORS as exc:
             raise await self._failure("head", key, exc) from exc
         return _meta(raw)
@@ -179,12 +225,16 @@ class ObstoreObjectStore(ObjectStore):
         if self._closed:
             raise ObjectStoreError(f"cannot list {prefix!r}: {self!r} is closed")
         try:
-            raw = await obstore.list(self._store, trimmed or None).collect_async()
+            raw = await self._io(
+                "list", trimmed, lambda: obstore.list(self._store, trimmed or None).collect_async()
+            )
         except OBSTORE_ERRORS as exc:
             if isinstance(exc, GenericError) and await self._path_clash(trimmed) is not None:
                 return []  # the prefix runs through an object: nothing can be under it
-            raise ObjectStoreError(
-                f"list of {prefix!r} in {self!r} failed: {summary(exc)}"
+            own = self._backend_failure("list", trimmed, exc)
+            raise (
+                own
+                or ObjectStoreError(f"list of {prefix!r} in {self!r} failed: {self._describe(exc)}")
             ) from exc
         metas = [_meta(r) for r in raw]
         return sorted((m for m in metas if key_in_prefix(m.key, trimmed)), key=lambda m: m.key)
@@ -192,7 +242,7 @@ class ObstoreObjectStore(ObjectStore):
     async def delete(self, key: str) -> None:
         key = self._key(key, "delete")
         try:
-            await obstore.delete_async(self._store, key)
+            await self._io("delete", key, lambda: obstore.delete_async(self._store, key))
         except FileNotFoundError:
             return  # deleting a missing object is not an error (as in S3)
         except OBSTORE_ERRORS as exc:

@@ -105,7 +105,7 @@ class LocalObjectStoreDriver(ObjectStoreDriver):
     plugin_api: ClassVar[str] = ">=1.0,<2"
     settings_class: ClassVar[type[BaseSettings]] = LocalSettings
     capabilities: ClassVar[ObjectStoreCapabilities] = ObjectStoreCapabilities(
-        conditional_create=True, range_reads=True
+        conditional_create=True, range_reads=True, persistent=True
     )
     url_schemes: ClassVar[tuple[str, ...]] = ("file",)
 

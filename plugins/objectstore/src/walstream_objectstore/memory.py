@@ -87,7 +87,7 @@ class MemoryObjectStoreDriver(ObjectStoreDriver):
     plugin_api: ClassVar[str] = ">=1.0,<2"
     settings_class: ClassVar[type[BaseSettings]] = MemorySettings
     capabilities: ClassVar[ObjectStoreCapabilities] = ObjectStoreCapabilities(
-        conditional_create=True, range_reads=True
+        conditional_create=True, range_reads=True, persistent=False
     )
     url_schemes: ClassVar[tuple[str, ...]] = ("memory",)
 

@@ -1,8 +1,11 @@
 """walstream-woodpecker: the embedded default WAL backend.
 
-Per pchannel a log of segment files on the local filesystem, each a run of
-CRC32-protected blocks written with group commit and ``fdatasync``; fencing by term
-with a marker file and ``flock``. See the package README for layout and guarantees.
+Local mode (default): per pchannel a log of segment files on the local filesystem,
+each a run of CRC32-protected blocks written with group commit and ``fdatasync``;
+fencing by term with a marker file and ``flock``. Zero-disk mode (``storage="object"``,
+``walstream_woodpecker.objectmode``): one immutable object per block in an object
+store, metadata by compare-and-swap in a metastore, fencing by conditional creates.
+See the package README for layout and guarantees.
 """
 
 from walstream_woodpecker.builder import WoodpeckerBuilder

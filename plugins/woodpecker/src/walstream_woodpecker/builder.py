@@ -16,7 +16,7 @@ from walstream_woodpecker.settings import WoodpeckerSettings
 
 
 class WoodpeckerBuilder(Builder):
-    """Builds openers of the embedded, local-filesystem woodpecker log."""
+    """Builds openers of the woodpecker log: local files, or zero-disk block objects."""
 
     name: ClassVar[str] = "woodpecker"
     plugin_api: ClassVar[str] = ">=1.0,<2"
@@ -32,4 +32,8 @@ class WoodpeckerBuilder(Builder):
             raise SettingsError(
                 f"the woodpecker backend needs WoodpeckerSettings, got {type(settings).__name__}"
             )
+        if settings.storage == "object":
+            from walstream_woodpecker.objectmode.opener import ObjectOpener
+
+            return ObjectOpener(settings)
         return WoodpeckerOpener(settings)

@@ -110,7 +110,15 @@ _HUBS_LOCK = threading.Lock()
 
 def hub_for(layout: ChannelLayout) -> ChannelHub:
     """The hub of ``layout``'s pchannel in this process (created on first use)."""
-    key = layout.key()
+    return hub_for_key(layout.key())
+
+
+def hub_for_key(key: str) -> ChannelHub:
+    """The hub registered under ``key`` in this process (created on first use).
+
+    Local mode keys hubs by the pchannel directory's real path; object mode by store
+    URL and log name. In object mode the "durable length" is the number of blocks of
+    the segment its writer has acknowledged."""
     with _HUBS_LOCK:
         hub = _HUBS.get(key)
         if hub is None:
