@@ -15,19 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from walstream.testing.services import service_missing
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from kafka_helpers import SCRIPT, BrokerControl, kafka_test_settings
 
 BOOTSTRAP_ENV = "WALSTREAM_TEST_KAFKA_BOOTSTRAP"
-REQUIRE_ENV = "WALSTREAM_REQUIRE_SERVICES"
 
 
 def _missing(reason: str) -> None:
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{reason} (and {REQUIRE_ENV}=1 says the Kafka tests must run)")
-    pytest.skip(reason)
+    service_missing(reason, what="the Kafka tests")
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from walstream.testing.services import ServiceScript
 from walstream.testing.wal_contract import read_idle_until as read_through
 from walstream_kafka import KafkaBuilder, KafkaOpener
 
@@ -45,41 +43,11 @@ def kafka_test_settings(bootstrap: str, **overrides: Any) -> dict[str, Any]:
     return settings
 
 
-@dataclass
-class BrokerControl:
+class BrokerControl(ServiceScript):
     """Kills and restarts the test broker through ``scripts/kafka``."""
 
-    run_dir: str | None
-
-    def _run(self, command: str, timeout: float) -> str:
-        env = dict(os.environ)
-        if self.run_dir:
-            env["KAFKA_RUN_DIR"] = self.run_dir
-        done = subprocess.run(
-            [str(SCRIPT), command],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(
-                f"scripts/kafka {command} failed ({done.returncode}): {done.stderr[-2000:]}"
-            )
-        return done.stdout
-
-    def kill(self) -> None:
-        """SIGKILL the broker."""
-        self._run("kill", 60)
-
-    def start(self) -> None:
-        """Start it again (same port, same data) and wait until it serves."""
-        self._run("start", 180)
-
-    def env(self) -> str:
-        """What ``scripts/kafka env`` prints."""
-        return self._run("env", 30)
+    def __init__(self, run_dir: str | None) -> None:
+        super().__init__(SCRIPT, "KAFKA_RUN_DIR", run_dir)
 
 
 # read_through is the contract suite's read_idle_until

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 from walstream.objectstore import open_store
+from walstream.testing.services import service_missing
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from objectstore_helpers import SCRIPT, ServerControl, s3_settings
 
-REQUIRE_ENV = "WALSTREAM_REQUIRE_SERVICES"
 S3_ENV = {
     "endpoint": "WALSTREAM_TEST_S3_ENDPOINT",
     "bucket": "WALSTREAM_TEST_S3_BUCKET",
@@ -34,9 +34,7 @@ S3_ENV = {
 
 
 def _missing(reason: str) -> None:
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{reason} (and {REQUIRE_ENV}=1 says the S3 tests must run)")
-    pytest.skip(reason)
+    service_missing(reason, what="the S3 tests")
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from walstream.testing.services import ServiceScript
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "s3proxy"
 
@@ -30,41 +29,11 @@ def s3_settings(server: dict[str, str], **overrides: Any) -> dict[str, Any]:
     return settings
 
 
-@dataclass
-class ServerControl:
+class ServerControl(ServiceScript):
     """Kills and restarts the test S3 server through ``scripts/s3proxy``."""
 
-    run_dir: str | None
-
-    def _run(self, command: str, timeout: float) -> str:
-        env = dict(os.environ)
-        if self.run_dir:
-            env["S3PROXY_RUN_DIR"] = self.run_dir
-        done = subprocess.run(
-            [str(SCRIPT), command],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(
-                f"scripts/s3proxy {command} failed ({done.returncode}): {done.stderr[-2000:]}"
-            )
-        return done.stdout
-
-    def kill(self) -> None:
-        """SIGKILL the server."""
-        self._run("kill", 30)
-
-    def start(self) -> None:
-        """Start it again (same port, credentials and data) and wait until it answers."""
-        self._run("start", 120)
-
-    def env(self) -> str:
-        """What ``scripts/s3proxy env`` prints."""
-        return self._run("env", 30)
+    def __init__(self, run_dir: str | None) -> None:
+        super().__init__(SCRIPT, "S3PROXY_RUN_DIR", run_dir)
 
 
 class StatusServer:

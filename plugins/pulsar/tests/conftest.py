@@ -15,19 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from walstream.testing.services import service_missing
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from pulsar_helpers import SCRIPT, BrokerControl, pulsar_test_settings
 
 URL_ENV = "WALSTREAM_TEST_PULSAR_URL"
-REQUIRE_ENV = "WALSTREAM_REQUIRE_SERVICES"
 
 
 def _missing(reason: str) -> None:
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{reason} (and {REQUIRE_ENV}=1 says the Pulsar tests must run)")
-    pytest.skip(reason)
+    service_missing(reason, what="the Pulsar tests")
 
 
 @pytest.fixture(scope="session")

@@ -45,14 +45,11 @@ import os  # noqa: E402
 import subprocess  # noqa: E402
 
 from s3_helpers import S3_ENV, SCRIPT, S3Control  # noqa: E402
-
-REQUIRE_ENV = "WALSTREAM_REQUIRE_SERVICES"
+from walstream.testing.services import service_missing  # noqa: E402
 
 
 def _missing(reason: str) -> None:
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{reason} (and {REQUIRE_ENV}=1 says the S3 tests must run)")
-    pytest.skip(reason)
+    service_missing(reason, what="the S3 tests")
 
 
 @pytest.fixture(scope="session")

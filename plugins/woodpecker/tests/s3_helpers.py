@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from walstream.testing.services import ServiceScript
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "s3proxy"
 S3_ENV = {
@@ -46,38 +45,8 @@ def s3_wal_settings(server: dict[str, str], root: Path, **overrides: Any) -> dic
     }
 
 
-@dataclass
-class S3Control:
-    """Kills and restarts the test server through ``scripts/s3proxy`` (bounded waits)."""
+class S3Control(ServiceScript):
+    """Kills and restarts the test S3 server through ``scripts/s3proxy``."""
 
-    run_dir: str | None
-
-    def _run(self, command: str, timeout: float) -> str:
-        env = dict(os.environ)
-        if self.run_dir:
-            env["S3PROXY_RUN_DIR"] = self.run_dir
-        done = subprocess.run(
-            [str(SCRIPT), command],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(
-                f"scripts/s3proxy {command} failed ({done.returncode}): {done.stderr[-2000:]}"
-            )
-        return done.stdout
-
-    def kill(self) -> None:
-        """SIGKILL the server (data, port and credentials stay)."""
-        self._run("kill", 60)
-
-    def start(self) -> None:
-        """Start it again on the same port and wait until it serves."""
-        self._run("start", 180)
-
-    def env(self) -> str:
-        """What ``scripts/s3proxy env`` prints."""
-        return self._run("env", 30)
+    def __init__(self, run_dir: str | None) -> None:
+        super().__init__(SCRIPT, "S3PROXY_RUN_DIR", run_dir)
