@@ -1,0 +1,505 @@
+"""WAL scanners switching between the backend and the write-ahead buffer, under load.
+
+Catch-up → tailing → evicted → catch-up → tailing, with no gap and no duplicate,
+checked against a brute-force model of the log; then a hypothesis test of
+random concurrent workloads with several readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from walstream.backends.memory import MemoryMessageID
+from walstream.message import ImmutableMessage, MessageID, MessageType, MutableMessage, new_message
+from walstream.proto import messages_pb2 as pb
+from walstream.wal import ImmutableTxnMessage, ScanMode, WALScanner, WriteAheadBuffer, open_scanner
+from walstream.wal.options import DeliverFilter, WALReadOption
+from walstream.walimpls import DeliverStartFrom, PChannelInfo, WALImpl
+from walstream.walimpls.registry import build_opener
+
+# --- helpers (shared in spirit with test_wal_scanner_switch.py; test modules cannot import each other) ---
+
+WAIT = 5.0  # seconds: the bound on every wait that is expected to finish
+
+Key = tuple[object, ...]
+
+
+async def open_memory(pchannel: str = "p1") -> WALImpl:
+    """A fresh memory-backend pchannel (own namespace, so tests never share a log)."""
+    opener = build_opener("memory", {"namespace": f"scan-{uuid.uuid4().hex}"})
+    return await opener.open(PChannelInfo(pchannel, 1))
+
+
+def make(
+    mtype: MessageType,
+    tt: int,
+    *,
+    vchannel: str | None = "v1",
+    txn: int | None = None,
+    keepalive_ms: int = 10_000,
+    payload: bytes = b"x" * 50,
+    broadcast: list[str] | None = None,
+) -> MutableMessage:
+    """A message stamped with timetick ``tt`` as the append path would."""
+    header = None if broadcast is None else pb.BroadcastHeader(broadcast_id=1, vchannels=broadcast)
+    m = new_message(
+        mtype, vchannel=None if broadcast else vchannel, payload=payload, broadcast=header
+    ).with_timetick(tt)
+    if txn is not None:
+        m.with_txn_context(pb.TxnContext(txn_id=txn, keepalive_milliseconds=keepalive_ms))
+    return m
+
+
+class Writer:
+    """Writes a log the way the append path does: windows of concurrent appends, then a TimeTick.
+
+    Inside a window the log order is any permutation (appends ran concurrently);
+    every message's last-confirmed id is the window's first stored id; the TimeTick
+    after the window is above all of it and is its own last-confirmed id. The
+    write-ahead buffer, when attached, gets each window in timetick order.
+    """
+
+    def __init__(self, impl: WALImpl, *, start_tt: int = 1000) -> None:
+        self.impl = impl
+        self.wab: WriteAheadBuffer | None = None
+        self._tt = start_tt
+        self.log: list[ImmutableMessage] = []
+        # Held across a window (timetick allocation to TimeTick) so a forced sync
+        # cannot tick in the middle, which the real time-tick sync never does.
+        self.lock = asyncio.Lock()
+
+    def alloc(self) -> int:
+        self._tt += 1
+        return self._tt
+
+    async def _append(self, m: MutableMessage) -> ImmutableMessage:
+        im = m.into_immutable(await self.impl.append(m))
+        self.log.append(im)
+        return im
+
+    async def tick(self) -> ImmutableMessage:
+        m = new_message(MessageType.TIME_TICK, vchannel=None).with_timetick(self.alloc())
+        return await self._append(m.with_last_confirmed_use_self())
+
+    async def tick_and_feed(self) -> ImmutableMessage:
+        """A TimeTick with nothing new before it, written and fed to the buffer (a forced sync)."""
+        async with self.lock:
+            tick = await self.tick()
+            if self.wab is not None:
+                self.wab.append([], tick)
+            return tick
+
+    def idle_tick(self) -> ImmutableMessage:
+        """A not-persisted TimeTick: only the write-ahead buffer sees it."""
+        assert self.wab is not None
+        m = new_message(MessageType.TIME_TICK, vchannel=None).with_timetick(self.alloc())
+        m.with_not_persisted().with_last_confirmed(self.log[-1].message_id)
+        im = m.into_immutable(self.log[-1].message_id)
+        self.wab.append([], im)
+        return im
+
+    def start_wab(self, tick: ImmutableMessage, **kwargs: Any) -> WriteAheadBuffer:
+        self.wab = WriteAheadBuffer(tick, **kwargs)
+        return self.wab
+
+    async def window(
+        self, msgs: Sequence[MutableMessage], order: Sequence[int] | None = None
+    ) -> tuple[list[ImmutableMessage], ImmutableMessage]:
+        """Store ``msgs`` in ``order`` (indexes into msgs), then a TimeTick; feed the buffer."""
+        # Hand-stamped timeticks may run ahead of alloc(): the TimeTick must cover them.
+        self._tt = max([self._tt, *(m.timetick for m in msgs)])
+        first: MessageID | None = None
+        out: list[ImmutableMessage] = []
+        for i in order if order is not None else range(len(msgs)):
+            m = msgs[i]
+            if first is None:
+                m.with_last_confirmed_use_self()
+            else:
+                m.with_last_confirmed(first)
+            im = await self._append(m)
+            first = first or im.message_id
+            out.append(im)
+        tick = await self.tick()
+        if self.wab is not None:
+            self.wab.append(sorted(out, key=lambda x: x.timetick), tick)
+        return out, tick
+
+    async def data(
+        self, n: int, *, vchannel: str = "v1"
+    ) -> tuple[list[ImmutableMessage], ImmutableMessage]:
+        """A window of ``n`` inserts stored in reverse timetick order."""
+        msgs = [make(MessageType.INSERT, self.alloc(), vchannel=vchannel) for _ in range(n)]
+        return await self.window(msgs, list(reversed(range(n))))
+
+
+def idx(message_id: MessageID) -> int:
+    assert isinstance(message_id, MemoryMessageID)
+    return message_id.index
+
+
+def key(m: ImmutableMessage) -> Key:
+    """What identifies a delivered message; a transaction by its commit and body ids."""
+    if isinstance(m, ImmutableTxnMessage):
+        return ("TXN", m.timetick, idx(m.message_id), tuple(idx(b.message_id) for b in m.body))
+    return (m.message_type.name, m.timetick, idx(m.message_id))
+
+
+def expected(
+    log: Sequence[ImmutableMessage],
+    *,
+    start: int = 0,
+    vchannel: str | None = None,
+    gt: int | None = None,
+    types: frozenset[MessageType] | None = None,
+) -> list[Key]:
+    """The non-TimeTick messages a reader starting at log index ``start`` must get, in order.
+
+    A brute-force model: committed transactions whose begin it read become one
+    TXN at the commit; rolled-back and unfinished ones vanish (no expiry here).
+    """
+    out: list[tuple[int, Key]] = []
+    txns: dict[int, list[ImmutableMessage]] = {}
+    for m in log[start:]:
+        mtype = m.message_type
+        if mtype is MessageType.TIME_TICK:
+            continue
+        if vchannel is not None and m.vchannel and m.vchannel != vchannel:
+            continue
+        if vchannel is not None and not m.vchannel:
+            bh = m.broadcast_header
+            if bh is not None and bh.vchannels and vchannel not in bh.vchannels:
+                continue
+        ctx = m.txn_context
+        if ctx is None:
+            if (gt is None or m.timetick > gt) and (types is None or mtype in types):
+                out.append((m.timetick, key(m)))
+            continue
+        if mtype is MessageType.BEGIN_TXN:
+            txns[ctx.txn_id] = []
+        elif ctx.txn_id not in txns:
+            continue
+        elif mtype is MessageType.COMMIT_TXN:
+            body = sorted(txns.pop(ctx.txn_id), key=lambda b: b.timetick)
+            if gt is None or m.timetick > gt:
+                out.append(
+                    (
+                        m.timetick,
+                        (
+                            "TXN",
+                            m.timetick,
+                            idx(m.message_id),
+                            tuple(idx(b.message_id) for b in body),
+                        ),
+                    )
+                )
+        elif mtype is MessageType.ROLLBACK_TXN:
+            del txns[ctx.txn_id]
+        else:
+            txns[ctx.txn_id].append(m)
+    return [k for _, k in sorted(out, key=lambda p: p[0])]
+
+
+async def read_until(
+    scanner: WALScanner, timetick: int, timeout: float = WAIT
+) -> list[ImmutableMessage]:
+    """Everything delivered up to and including a message at ``timetick`` (bounded wait)."""
+    got: list[ImmutableMessage] = []
+    async with asyncio.timeout(timeout):
+        async for m in scanner:
+            got.append(m)
+            if m.timetick >= timetick:
+                break
+    return got
+
+
+def data_keys(got: Sequence[ImmutableMessage]) -> list[Key]:
+    return [key(m) for m in got if m.message_type is not MessageType.TIME_TICK]
+
+
+def assert_strictly_increasing(got: Sequence[ImmutableMessage]) -> None:
+    tts = [m.timetick for m in got]
+    assert all(a < b for a, b in itertools.pairwise(tts)), tts
+
+
+@pytest.fixture
+async def writer() -> AsyncIterator[Writer]:
+    impl = await open_memory()
+    yield Writer(impl)
+    await impl.close()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_catch_up_tail_evicted_catch_up_tail(writer: Writer) -> None:
+    for _ in range(3):
+        await writer.data(4)  # before the buffer existed: only in the backend
+    clock = FakeClock()
+    wab = writer.start_wab(await writer.tick(), capacity_bytes=2000, clock=clock)
+    for _ in range(2):
+        await writer.data(4)
+    async with open_scanner(
+        writer.impl, WALReadOption(buffer_messages=4), wab=wab, force_sync=None
+    ) as scanner:
+        got = await read_until(scanner, writer.log[-1].timetick)
+        assert scanner.mode is ScanMode.TAILING
+        assert scanner.stats().to_tailing == 1
+        # The reader stops; the writer goes on until the reader's place is evicted.
+        for _ in range(30):
+            await writer.data(4)
+            await asyncio.sleep(0)
+        assert wab.floor_timetick > got[-1].timetick + 4
+        got += await read_until(scanner, writer.log[-1].timetick)
+        stats = scanner.stats()
+        assert stats.to_catch_up == 1
+        assert stats.to_tailing == 2
+        assert scanner.mode is ScanMode.TAILING
+        # Still tailing: new writes arrive through the buffer.
+        _, tick = await writer.data(3)
+        got += await read_until(scanner, tick.timetick)
+    assert_strictly_increasing(got)
+    assert data_keys(got) == expected(writer.log)
+
+
+async def test_catch_up_passes_ticks_the_buffer_no_longer_holds(writer: Writer) -> None:
+    clock = FakeClock()
+    wab = writer.start_wab(await writer.tick(), capacity_bytes=10**6, clock=clock)
+    for _ in range(5):
+        await writer.data(3)
+    clock.now += 3600  # everything but the newest entry ages out
+    wab.evict()
+    _, tick = await writer.data(3)
+    async with open_scanner(writer.impl, WALReadOption(), wab=wab, force_sync=None) as scanner:
+        got = await read_until(scanner, tick.timetick)
+        assert scanner.stats().to_tailing == 1
+        assert scanner.mode is ScanMode.TAILING
+    assert data_keys(got) == expected(writer.log)
+
+
+async def test_without_a_buffer_the_scanner_tails_the_backend(writer: Writer) -> None:
+    async with open_scanner(writer.impl, WALReadOption(), wab=None, force_sync=None) as scanner:
+        got: list[ImmutableMessage] = []
+        for _ in range(3):
+            _, tick = await writer.data(3)
+            got += await read_until(scanner, tick.timetick)
+        assert scanner.mode is ScanMode.CATCH_UP
+        assert scanner.stats().to_tailing == 0
+    assert data_keys(got) == expected(writer.log)
+
+
+# --- random concurrent workloads -----------------------------------------------------------
+
+OPS = ("ins", "del", "ddl", "begin", "body", "commit", "rollback")
+
+
+class Txns:
+    """Transactions of a workload across its phases: ids never reused, open ones carried on."""
+
+    def __init__(self) -> None:
+        self.ids = itertools.count(1)
+        self.open: list[tuple[int, str]] = []
+
+
+async def write_workload(
+    writer: Writer,
+    plan: list[list[str]],
+    rnd: random.Random,
+    txns: Txns,
+    *,
+    wab_at: int,
+    capacity: int,
+) -> None:
+    """Write ``plan`` (one list of ops per window) with shuffled log order inside windows."""
+    txn_ids = txns.ids
+    open_txns = txns.open
+    for n, ops in enumerate(plan):
+        async with writer.lock:
+            if n == wab_at:
+                writer.start_wab(await writer.tick(), capacity_bytes=capacity)
+            msgs: list[MutableMessage] = []
+            owner: list[int | None] = []
+            for op in ops:
+                tt = writer.alloc()
+                vc = rnd.choice(("v1", "v2"))
+                if op in ("body", "commit", "rollback") and open_txns:
+                    tid, tvc = open_txns[0]
+                    mtype = {
+                        "body": rnd.choice((MessageType.INSERT, MessageType.DELETE)),
+                        "commit": MessageType.COMMIT_TXN,
+                        "rollback": MessageType.ROLLBACK_TXN,
+                    }[op]
+                    if op != "body":
+                        open_txns.pop(0)
+                    msgs.append(make(mtype, tt, vchannel=tvc, txn=tid))
+                    owner.append(tid)
+                elif op == "begin":
+                    tid = next(txn_ids)
+                    open_txns.append((tid, vc))
+                    msgs.append(make(MessageType.BEGIN_TXN, tt, vchannel=vc, txn=tid))
+                    owner.append(tid)
+                else:
+                    mtype = {"del": MessageType.DELETE, "ddl": MessageType.CREATE_PARTITION}.get(
+                        op, MessageType.INSERT
+                    )
+                    msgs.append(make(mtype, tt, vchannel=vc))
+                    owner.append(None)
+            order = list(range(len(msgs)))
+            rnd.shuffle(order)
+            # A transaction's own appends are sequential: keep them in timetick order.
+            for tid in {o for o in owner if o is not None}:
+                slots = [p for p, i in enumerate(order) if owner[i] == tid]
+                mine = sorted(order[p] for p in slots)
+                for p, i in zip(slots, mine, strict=True):
+                    order[p] = i
+            await writer.window(msgs, order)
+        await asyncio.sleep(0.001 if rnd.random() < 0.2 else 0)
+
+
+async def read_all(
+    scanner: WALScanner, done: asyncio.Event, writer: Writer, rnd: random.Random
+) -> list[ImmutableMessage]:
+    """Read with random pauses until the writer is done and its last TimeTick arrived."""
+    got: list[ImmutableMessage] = []
+    while True:
+        if done.is_set() and got and got[-1].timetick >= writer.log[-1].timetick:
+            return got
+        got.append(await anext(scanner))
+        if rnd.random() < 0.1:
+            await asyncio.sleep(0.001)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    plan=st.lists(st.lists(st.sampled_from(OPS), max_size=8), min_size=2, max_size=40),
+    wab_at=st.integers(0, 6),
+    start_at=st.integers(0, 20),
+    capacity=st.sampled_from([400, 1000, 3000, 10**6]),
+    buffers=st.tuples(st.integers(1, 8), st.integers(1, 8), st.integers(1, 8)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_concurrent_workloads_every_reader_sees_exactly_the_committed_stream(
+    plan: list[list[str]],
+    wab_at: int,
+    start_at: int,
+    capacity: int,
+    buffers: tuple[int, int, int],
+    seed: int,
+) -> None:
+    wab_at = min(wab_at, len(plan) - 1)
+    start_at = min(start_at, len(plan) - 1)
+    asyncio.run(
+        asyncio.wait_for(
+            run_workload(plan, wab_at, start_at, capacity, buffers, random.Random(seed)),
+            timeout=30,
+        )
+    )
+
+
+async def run_workload(
+    plan: list[list[str]],
+    wab_at: int,
+    start_at: int,
+    capacity: int,
+    buffers: tuple[int, int, int],
+    rnd: random.Random,
+) -> None:
+    impl = await open_memory()
+    writer = Writer(impl)
+    done = asyncio.Event()
+    first, rest = plan[:start_at], plan[start_at:]
+    # The readers start part-way: the buffer exists from window wab_at on.
+    txns = Txns()
+    await write_workload(writer, first, rnd, txns, wab_at=wab_at, capacity=capacity)
+    resume = next(
+        (m for m in reversed(writer.log) if m.message_type is MessageType.TIME_TICK), None
+    )
+    readers: list[tuple[WALScanner, dict[str, Any]]] = []
+    specs: list[tuple[WALReadOption, dict[str, Any]]] = [
+        (WALReadOption(name="all", buffer_messages=buffers[0]), {}),
+        (WALReadOption(name="v1", vchannel="v1", buffer_messages=buffers[1]), {"vchannel": "v1"}),
+    ]
+    if resume is not None:
+        lc = resume.last_confirmed_message_id
+        assert lc is not None
+        specs.append(
+            (
+                WALReadOption(
+                    name="resume",
+                    deliver_policy=DeliverStartFrom(lc),
+                    deliver_filter=DeliverFilter(timetick_gt=resume.timetick),
+                    buffer_messages=buffers[2],
+                ),
+                {"start": idx(lc), "gt": resume.timetick},
+            )
+        )
+
+    async def force_sync() -> None:
+        await writer.tick_and_feed()
+
+    for option, model in specs:
+        wab_now = writer.wab
+        scanner = open_scanner(
+            impl, option, wab=wab_now, force_sync=force_sync if wab_now is not None else None
+        )
+        readers.append((scanner, model))
+
+    async def write_rest() -> None:
+        await write_workload(
+            writer,
+            rest,
+            rnd,
+            txns,
+            wab_at=wab_at - start_at if wab_at >= start_at else -1,
+            capacity=capacity,
+        )
+        await writer.tick_and_feed()  # a final TimeTick every reader must reach
+        done.set()
+
+    tasks = [
+        asyncio.create_task(read_all(s, done, writer, random.Random(rnd.random())))
+        for s, _ in readers
+    ]
+    await write_rest()
+    results = await asyncio.gather(*tasks)
+    streams = []
+    for (scanner, model), got in zip(readers, results, strict=True):
+        stats = scanner.stats()
+        await scanner.close()
+        assert_strictly_increasing(got)
+        keys = data_keys(got)
+        assert keys == expected(writer.log, **model), scanner.name
+        assert stats.ready <= scanner_buffer(scanner, specs)
+        if stats.to_catch_up:
+            event("a reader fell out of the buffer and caught up again")
+        if stats.to_tailing:
+            event("a reader switched to tailing")
+        streams.append((model, keys))
+    await impl.close()
+    # Readers of the whole pchannel from the start agree exactly.
+    all_keys = streams[0][1]
+    if len(streams) == 3:
+        gt = streams[2][0]["gt"]
+        assert [k for k in all_keys if k[1] > gt and k[0] != "TXN"] == [
+            k for k in streams[2][1] if k[0] != "TXN"
+        ]
+
+
+def scanner_buffer(scanner: WALScanner, specs: Sequence[tuple[WALReadOption, Any]]) -> int:
+    return next(o.buffer_messages for o, _ in specs if o.name == scanner.name)
