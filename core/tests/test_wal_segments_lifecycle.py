@@ -126,8 +126,10 @@ class FakeWAL:
         for _ in range(1000):
             try:
                 return await self._chain(message)
-            except RedoError:
+            except RedoError as exc:
                 self.redos += 1
+                if exc.ready is not None:  # as the redo interceptor: wait outside the chain
+                    await exc.ready
         raise AssertionError("redone 1000 times")
 
     # --- building messages ---------------------------------------------------

@@ -48,6 +48,23 @@ class WalstreamHookSpecs:
         """A batch of messages was durably appended."""
 
     @hookspec
+    def walstream_segment_created(
+        self,
+        pchannel: PChannelInfo,
+        vchannel: str,
+        collection_id: int,
+        partition_id: int,
+        segment_id: int,
+    ) -> None:
+        """A growing segment was created (its CreateSegment message was appended)."""
+
+    @hookspec
+    def walstream_txn_ended(
+        self, pchannel: PChannelInfo, vchannel: str, txn_id: int, state: str
+    ) -> None:
+        """A transaction ended; ``state`` is its final state's name (COMMITTED, ROLLED_BACK...)."""
+
+    @hookspec
     def walstream_segment_sealed(
         self, pchannel: PChannelInfo, vchannel: str, segment_id: int
     ) -> None:

@@ -40,7 +40,17 @@ class RedoError(WALError):
 
     Raised by an inner interceptor when the message cannot be appended at the timetick
     it got (for example a segment was sealed at a later timetick meanwhile).
+
+    ``ready``, if given, is what the redo must wait for first (bounded), outside
+    every lock: for example the background append of the CreateSegment the insert
+    needs. Inner steps never await such work themselves, because it takes the same
+    locks the message holds.
     """
+
+    def __init__(self, message: str, *, ready: Awaitable[object] | None = None) -> None:
+        """``message`` says why; ``ready`` is awaited by the redo step before the next run."""
+        super().__init__(message)
+        self.ready = ready
 
 
 class Interceptor(ABC):

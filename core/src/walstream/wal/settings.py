@@ -46,6 +46,18 @@ class WALSettings(WalstreamBaseSettings):
     redo_max_attempts: int = Field(
         default=16, ge=1, description="Chain re-runs (fresh timetick) allowed for one append."
     )
+    redo_ready_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a redo waits for the work it needs (e.g. a new segment's CreateSegment).",
+    )
+    segment_assignment: bool = Field(
+        default=True,
+        description=(
+            "Run the segment-assignment interceptor (growing segments, CreateSegment, Flush; "
+            "policies from [segment_policy]). Off: inserts pass unassigned."
+        ),
+    )
     close_timeout_s: float = Field(
         default=10.0, gt=0, description="At close, how long to wait for in-flight appends."
     )

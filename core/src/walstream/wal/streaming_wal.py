@@ -1,9 +1,10 @@
 """The streaming node's WAL over any backend: ``open_wal`` and ``StreamingWAL``.
 
 Append path (outermost first): redo -> lock -> vchannel -> timetick/txn ->
-``interceptors_extra`` (segment assignment) -> the backend append. A time-tick
-sync task covers acknowledged messages with TimeTicks and feeds the write-ahead
-buffer that tailing scanners read.
+segment assignment (unless ``segment_assignment`` is off) ->
+``interceptors_extra`` -> the backend append. A time-tick sync task covers
+acknowledged messages with TimeTicks and feeds the write-ahead buffer that
+tailing scanners read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from walstream import hooks
 from walstream.errors import FencedError, ReadOnlyWALError, WALClosedError
 from walstream.message import ImmutableMessage, MessageType, MutableMessage, new_message
+from walstream.policy import PolicySettings, SealPolicyChain, load_policy_settings
+from walstream.policy import build_chain as build_seal_chain
 from walstream.proto import messages_pb2 as pb
 from walstream.wal.ack import AckManager, TimestampAllocator
 from walstream.wal.backend_append import BackendAppender
@@ -30,6 +33,7 @@ from walstream.wal.interceptors import (
     VChannelInterceptor,
 )
 from walstream.wal.options import WALReadOption
+from walstream.wal.segments import SegmentAssignInterceptor
 from walstream.wal.settings import WALSettings, load_wal_settings
 from walstream.wal.timetick_sync import TimeTickSync
 from walstream.wal.txn_handle import TxnHandle
@@ -84,6 +88,7 @@ class _RWState:
         self.interceptors: list[Interceptor] = []
         self.chain: AppendFunc = backend
         self.sync: TimeTickSync | None = None
+        self.segments: SegmentAssignInterceptor | None = None
 
 
 class StreamingWAL:
@@ -141,6 +146,11 @@ class StreamingWAL:
     def txn_manager(self) -> TxnManager | None:
         """The transaction table (``None`` on a read-only WAL)."""
         return self._rw.txns if self._rw is not None else None
+
+    @property
+    def segments(self) -> SegmentAssignInterceptor | None:
+        """The segment-assignment step (``None`` when off or on a read-only WAL)."""
+        return self._rw.segments if self._rw is not None else None
 
     @property
     def closed(self) -> bool:
@@ -280,6 +290,16 @@ class StreamingWAL:
         return f"StreamingWAL({self.channel.name!r}, term={self.channel.term}, {mode})"
 
 
+_SEGMENT_DDL = frozenset(
+    {
+        MessageType.CREATE_COLLECTION,
+        MessageType.CREATE_PARTITION,
+        MessageType.DROP_COLLECTION,
+        MessageType.DROP_PARTITION,
+    }
+)
+
+
 async def open_wal(
     impl: WALImpl,
     *,
@@ -287,6 +307,9 @@ async def open_wal(
     settings: WALSettings | None = None,
     interceptors_extra: Sequence[Interceptor | InterceptorFactory] = (),
     vchannels: Iterable[str] | None = None,
+    policy_settings: PolicySettings | None = None,
+    seal_chain: SealPolicyChain | None = None,
+    seal_interval_s: float | None = None,
 ) -> StreamingWAL:
     """Open the streaming WAL over ``impl`` (which it then owns and closes).
 
@@ -295,13 +318,33 @@ async def open_wal(
     up to that TimeTick), builds the chain and starts the time-tick sync.
     RO: a WAL that serves ``read`` and refuses appends. ``interceptors_extra``
     (instances, or factories taking :class:`InterceptorBuildParam`) sit between
-    the timetick step and the backend append.
+    the segment-assignment step and the backend append.
+
+    Segment assignment (``settings.segment_assignment``): its seal policies are
+    ``seal_chain`` if given, else built from ``policy_settings`` (default: the
+    ``[segment_policy]`` settings); its periodic check runs every
+    ``seal_interval_s`` (default ``check_interval_seconds``) from open to close.
+    Its collections and partitions are recovered by replaying the log with the
+    vchannels; with ``vchannels`` given there is no replay and it starts empty.
     """
     settings = settings if settings is not None else load_wal_settings()
     if impl.channel.access_mode is AccessMode.RO:
         wal = StreamingWAL(impl, settings, None)
         hooks.notify("walstream_wal_opened", pchannel=impl.channel, wal_name=impl.wal_name)
         return wal
+
+    # Settings errors surface before anything is written.
+    seal_policies: SealPolicyChain | None = None
+    seal_interval = 0.0
+    if settings.segment_assignment:
+        if policy_settings is None and (seal_chain is None or seal_interval_s is None):
+            policy_settings = load_policy_settings()
+        seal_policies = seal_chain if seal_chain is not None else build_seal_chain(policy_settings)
+        if seal_interval_s is not None:
+            seal_interval = seal_interval_s
+        else:
+            assert policy_settings is not None
+            seal_interval = policy_settings.check_interval_seconds
 
     def on_fenced(exc: FencedError) -> None:
         hooks.notify("walstream_pchannel_fenced", pchannel=impl.channel)
@@ -317,10 +360,15 @@ async def open_wal(
     )
     stored = await backend(first)
     first_tick = first.into_immutable(stored.message_id)
+    recovered: list[ImmutableMessage] = []
     if vchannels is not None:
         registry = VChannelRegistry(impl.channel.name, alive=vchannels)
     else:
-        registry = await recover_vchannels(impl, stored.message_id)
+        registry = await recover_vchannels(
+            impl,
+            stored.message_id,
+            lambda m: recovered.append(m) if m.message_type in _SEGMENT_DDL else None,
+        )
     ack = AckManager(
         tso,
         last_confirmed_timetick=first_tick.timetick,
@@ -332,10 +380,17 @@ async def open_wal(
     dispatcher: TxnDispatcher | None = None
 
     def on_txn_end(session: TxnSession) -> None:
-        # No "txn end" hookspec exists yet; see the report for the one proposed.
         log.debug("txn %s ended: %s", session.txn_id, session.state.name)
         if dispatcher is not None:
             dispatcher.forget(session)
+        if hooks.has_observers("walstream_txn_ended"):
+            hooks.notify(
+                "walstream_txn_ended",
+                pchannel=impl.channel,
+                vchannel=session.vchannel,
+                txn_id=session.txn_id,
+                state=session.state.name,
+            )
 
     txns = TxnManager(default_keepalive_ms=settings.txn_default_keepalive_ms, on_end=on_txn_end)
     dispatcher = TxnDispatcher(txns, settings.txn_max_bytes)
@@ -343,11 +398,23 @@ async def open_wal(
     wal = StreamingWAL(impl, settings, rw)
     param = InterceptorBuildParam(wal, impl.channel, settings, first_tick, wab, ack, txns, registry)
     extra = [item if isinstance(item, Interceptor) else item(param) for item in interceptors_extra]
+    segments: list[Interceptor] = []
+    if seal_policies is not None:
+        segment_interceptor = SegmentAssignInterceptor(
+            pchannel=impl.channel,
+            chain=seal_policies,
+            append_system=wal.append_internal,
+        )
+        for message in recovered:
+            segment_interceptor.observe(message)
+        segments.append(segment_interceptor)
+        rw.segments = segment_interceptor
     rw.interceptors = [
-        RedoInterceptor(settings.redo_max_attempts),
+        RedoInterceptor(settings.redo_max_attempts, settings.redo_ready_timeout_s),
         LockInterceptor(impl.channel.name, txns),
         VChannelInterceptor(impl.channel.name, registry),
         TimeTickInterceptor(ack, dispatcher),
+        *segments,
         *extra,
     ]
     rw.chain = build_chain(rw.interceptors, backend)
@@ -375,5 +442,7 @@ async def open_wal(
         on_batch=on_batch,
     )
     rw.sync.start()
+    if rw.segments is not None:
+        rw.segments.start(seal_interval)
     hooks.notify("walstream_wal_opened", pchannel=impl.channel, wal_name=impl.wal_name)
     return wal

@@ -8,7 +8,7 @@ the read lock sees a settled state.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from walstream.message import ImmutableMessage, MessageID, MessageType
 from walstream.wal.errors import VChannelDroppedError, VChannelExistsError, VChannelNotFoundError
@@ -87,13 +87,18 @@ class VChannelRegistry:
             self._states[message.vchannel] = VChannelState.DROPPED
 
 
-async def recover_vchannels(impl: WALImpl, until: MessageID) -> VChannelRegistry:
+async def recover_vchannels(
+    impl: WALImpl,
+    until: MessageID,
+    observe: Callable[[ImmutableMessage], object] | None = None,
+) -> VChannelRegistry:
     """Rebuild the registry by replaying the log from its start up to ``until`` (inclusive).
 
     ``until`` must be an id already in the log (the WAL's first TimeTick, written
     at open), so the scan ends. Only messages still retained are seen: a backend
     that truncated a CreateCollection loses that vchannel (pass ``vchannels`` to
-    ``open_wal`` instead when the log is truncated).
+    ``open_wal`` instead when the log is truncated). ``observe`` also sees every
+    replayed message (the segment manager recovers its collections from it).
     """
     registry = VChannelRegistry(impl.channel.name)
     scanner = await impl.read(
@@ -104,6 +109,8 @@ async def recover_vchannels(impl: WALImpl, until: MessageID) -> VChannelRegistry
             if message.message_id > until:
                 break
             registry.observe(message)
+            if observe is not None:
+                observe(message)
             if message.message_id == until:
                 break
     finally:

@@ -1,12 +1,18 @@
 """Redo: re-run the rest of the chain when an inner step raises ``RedoError``.
 
 Re-entering lock and timetick gives the message a fresh timetick each time
-(for example after a segment was sealed at a later timetick meanwhile).
+(for example after a segment was sealed at a later timetick meanwhile). A
+``RedoError`` may carry a ``ready`` awaitable (say, the CreateSegment append the
+insert needs, running in the background): the redo waits for it here, outside
+every lock, at most ``ready_timeout_s``, as Milvus's redo interceptor waits for
+its ``Ready()`` channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import ClassVar
 
 from walstream.message import MutableMessage
@@ -17,17 +23,22 @@ __all__ = ["RedoInterceptor"]
 
 log = logging.getLogger(__name__)
 
+DEFAULT_READY_TIMEOUT_S = 30.0
+
 
 class RedoInterceptor(Interceptor):
     """Outermost step: loops ``next_(message)`` while it raises ``RedoError``, bounded."""
 
     name: ClassVar[str] = "redo"
 
-    def __init__(self, max_attempts: int) -> None:
-        """At most ``max_attempts`` runs of the chain per append."""
+    def __init__(self, max_attempts: int, ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S) -> None:
+        """At most ``max_attempts`` runs of the chain per append; wait ``ready`` at most that long."""
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if ready_timeout_s <= 0:
+            raise ValueError(f"ready_timeout_s must be > 0, got {ready_timeout_s}")
         self._max_attempts = max_attempts
+        self._ready_timeout_s = ready_timeout_s
 
     async def do_append(self, message: MutableMessage, next_: AppendFunc) -> AppendResult:
         """Append, redoing on ``RedoError`` up to the limit (then ``RedoLimitError``)."""
@@ -37,7 +48,24 @@ class RedoInterceptor(Interceptor):
             except RedoError as exc:
                 last = exc
                 log.debug("redo %d of a %s append: %s", attempt, message.message_type.name, exc)
+                if exc.ready is not None and attempt < self._max_attempts:
+                    await wait_ready(exc.ready, self._ready_timeout_s)
         raise RedoLimitError(
             f"a {message.message_type.name} append on vchannel {message.vchannel!r} was redone "
             f"{self._max_attempts} times (redo_max_attempts) without succeeding: {last}"
         ) from last
+
+
+async def wait_ready(ready: Awaitable[object], timeout_s: float) -> None:
+    """Wait for ``ready`` at most ``timeout_s``; its outcome is not ours to raise.
+
+    The awaitable is shared by every insert waiting for the same work, so neither
+    our timeout nor our cancellation cancels it; its error (if any) shows on the
+    redo, which runs the checks again.
+    """
+    future = asyncio.ensure_future(ready)
+    done, _ = await asyncio.wait([future], timeout=timeout_s)
+    if not done:
+        log.warning("redo waited %.1f s for %r; redoing anyway", timeout_s, future)
+    elif not future.cancelled():
+        future.exception()  # retrieved: the redo reports what matters

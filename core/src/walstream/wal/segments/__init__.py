@@ -9,15 +9,16 @@ a ManualFlush/SchemaChange or a drop say so.
 Contract with the WAL:
 
 - ``append_system`` runs the whole chain for a self-controlled message
-  (CreateSegment, Flush). Flushes are appended in background tasks (or by the
-  periodic check), never awaited under the intercepted message's lock. A
-  CreateSegment is awaited inside an Insert's append, under its vchannel read
-  lock: the lock interceptor must let WAL-generated CreateSegments through
-  without queueing behind a waiting writer (a FIFO read-write lock would
-  deadlock Insert -> waiting ManualFlush -> CreateSegment). The vchannel checks
-  must also let a Flush through right after a DropCollection/DropPartition
-  (the dropped segments are flushed after the drop).
-- A ``RedoError`` from here means: allocate a fresh timetick and run again.
+  (CreateSegment, Flush). It is never awaited under the intercepted message's
+  locks: Flushes are appended in background tasks (or by the periodic check);
+  a CreateSegment is started in a background task and the Insert raises
+  ``RedoError(ready=...)``, which the redo step (outermost, outside the locks)
+  awaits, bounded, before running the Insert again. So a FIFO read-write lock
+  cannot deadlock Insert -> waiting ManualFlush/DDL -> CreateSegment.
+  The vchannel check lets a Flush through right after a DropCollection (the
+  dropped segments are flushed after the drop).
+- A ``RedoError`` from here means: wait for its ``ready`` (if any), allocate a
+  fresh timetick and run again.
 - ``start(interval)`` after the WAL opened, ``close()`` when it closes.
 
 Not done here: recovery (rebuilding growing segments from the log or a

@@ -2,8 +2,9 @@
 
 The policies decide (``SealPolicyChain.assign``); this module applies their
 answer atomically (no await between choosing a segment and reserving room in
-it), appends the CreateSegment when nothing fits and asks for a redo, because
-the insert's timetick is older than the new segment's CreateSegment.
+it), starts the CreateSegment in the background when nothing fits and asks for a
+redo that waits for it (the insert's timetick is older than the new segment's
+CreateSegment, and the CreateSegment needs the lock the insert holds).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from walstream import hooks
 from walstream.message import MutableMessage
 from walstream.policy import (
     InsertStats,
@@ -24,16 +26,19 @@ from walstream.policy import (
 )
 from walstream.proto import messages_pb2 as pb
 from walstream.wal.chain import AppendFunc, RedoError
-from walstream.wal.errors import InvalidInsertError
+from walstream.wal.errors import VChannelError
 from walstream.wal.segments.emitter import FlushEmitter
 from walstream.wal.segments.ids import SegmentIdAllocator
 from walstream.wal.segments.manager import SegmentManager
 from walstream.wal.segments.messages import create_segment_message, set_header
 from walstream.wal.segments.state import GrowingSegment, PartitionShard
+from walstream.walimpls.options import PChannelInfo
 
 log = logging.getLogger(__name__)
 
 Sealed = list[tuple[GrowingSegment, str]]
+
+CREATED_HOOK = "walstream_segment_created"
 
 
 @dataclass(slots=True)
@@ -72,7 +77,10 @@ class InsertAssigner:
         append_system: AppendFunc,
         allocate_segment_id: SegmentIdAllocator,
         clock: Callable[[], float],
+        pchannel: PChannelInfo | None = None,
     ) -> None:
+        self._pchannel = pchannel
+        self._creating: set[asyncio.Task[None]] = set()
         self._manager = manager
         self._chain = chain
         self._emitter = emitter
@@ -90,12 +98,10 @@ class InsertAssigner:
         header = message.header()
         assert isinstance(header, pb.InsertMessageHeader)
         vchannel, timetick = message.vchannel, message.timetick
-        coll = self._manager.collection(vchannel, header.collection_id)
         if not header.partitions:
-            raise InvalidInsertError(
-                f"insert into collection {header.collection_id} on vchannel {vchannel!r} "
-                f"names no partition in its header"
-            )
+            # As Milvus (the checks run per partition): nothing to assign, nothing to check.
+            return Reservation()
+        coll = self._manager.collection(vchannel, header.collection_id)
         if timetick <= coll.fence_timetick:
             raise RedoError(
                 f"insert at timetick {timetick} is fenced: collection {header.collection_id} "
@@ -118,7 +124,7 @@ class InsertAssigner:
                 if isinstance(segment, SegmentLimits):
                     self._emitter.flush_soon(sealed)
                     sealed.clear()
-                    await self._create(shard, segment, timetick)
+                    self._create(shard, segment, timetick)
                 reservation.add(segment, insert)
                 part.segment_assignment.segment_id = segment.segment_id
         except BaseException:
@@ -165,17 +171,35 @@ class InsertAssigner:
             raise AssertionError("the chain asked for a new segment without limits")
         return plan.new_limits
 
-    async def _create(
+    def _create(self, shard: PartitionShard, limits: SegmentLimits, timetick: int) -> NoReturn:
+        """Start the CreateSegment of ``shard`` in the background (unless one is in flight); redo.
+
+        Never awaited here: the insert holds its vchannel read lock, and the
+        CreateSegment takes the same lock, so behind a queued writer (ManualFlush,
+        DDL) waiting for it here would deadlock. The redo step waits for the
+        ``ready`` task outside the locks and runs the insert again, with a fresh
+        timetick newer than the CreateSegment's.
+        """
+        task = shard.creating
+        if task is None:
+            task = asyncio.get_running_loop().create_task(
+                self._create_segment(shard, limits, timetick),
+                name=f"walstream-create-segment-{shard.vchannel}-{shard.partition_id}",
+            )
+            shard.creating = task
+            self._creating.add(task)
+            task.add_done_callback(self._creating.discard)
+        # One CreateSegment per partition at a time; every waiter takes the new segment on redo.
+        raise RedoError(
+            f"insert at timetick {timetick} waits for a new segment of partition "
+            f"{shard.partition_id}; redo",
+            ready=asyncio.shield(task),
+        )
+
+    async def _create_segment(
         self, shard: PartitionShard, limits: SegmentLimits, timetick: int
-    ) -> NoReturn:
-        """Append a CreateSegment for ``shard`` (or wait for the one in flight), then ask for a redo."""
-        in_flight = shard.creating
-        if in_flight is not None:
-            # One CreateSegment per partition at a time; the waiters take the new segment on redo.
-            await in_flight.wait()
-            raise RedoError(f"insert at timetick {timetick} waited for a new segment; redo")
-        done = asyncio.Event()
-        shard.creating = done
+    ) -> None:
+        """Append a CreateSegment and record the segment; a failure is logged (the redo retries)."""
         try:
             segment_id = await self._allocate(timetick)
             result = await self._append(
@@ -186,12 +210,35 @@ class InsertAssigner:
             segment = self._manager.add_segment(
                 shard, segment_id, limits, result.timetick, self._clock()
             )
+        except Exception as exc:
+            # A drop racing the insert is ordinary (the redo then refuses the insert).
+            log.log(
+                logging.INFO if isinstance(exc, VChannelError) else logging.WARNING,
+                "CreateSegment for partition %d of collection %d on %s failed: %s",
+                shard.partition_id,
+                shard.collection_id,
+                shard.vchannel,
+                exc,
+            )
+            return
         finally:
             shard.creating = None
-            done.set()
         if segment.sealed:  # the partition was dropped while the CreateSegment was in flight
             self._emitter.flush_soon([(segment, SealReason.PARTITION_DROPPED)])
-        raise RedoError(
-            f"insert at timetick {timetick} redone into new segment {segment_id} "
-            f"(created at timetick {result.timetick})"
-        )
+            return
+        if hooks.has_observers(CREATED_HOOK):
+            hooks.notify(
+                CREATED_HOOK,
+                pchannel=self._pchannel,
+                vchannel=shard.vchannel,
+                collection_id=shard.collection_id,
+                partition_id=shard.partition_id,
+                segment_id=segment_id,
+            )
+
+    async def close(self) -> None:
+        """Cancel the CreateSegment appends still in flight."""
+        tasks = list(self._creating)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import ClassVar
 
-from walstream.message import MessageType, MutableMessage
+from walstream.message import ImmutableMessage, Message, MessageType, MutableMessage
 from walstream.policy import SealDecision, SealPolicyChain, SealReason
 from walstream.proto import messages_pb2 as pb
 from walstream.wal.chain import AppendFunc, AppendResult, Interceptor
@@ -45,8 +45,9 @@ class SegmentAssignInterceptor(Interceptor):
 
     ``append_system`` is the WAL's internal append: it runs the whole chain (so
     CreateSegment and Flush get a timetick) for self-controlled types. It is
-    called while the message being intercepted is in flight, so it must not wait
-    for a lock that message holds (see the package docstring).
+    never awaited while the message being intercepted holds its locks: a
+    CreateSegment runs in the background and the Insert raises ``RedoError``
+    with ``ready`` set, for the redo step to wait (see the package docstring).
     ``allocate_segment_id`` defaults to :class:`TimetickSeededIds`; ``clock`` is
     the monotonic clock policies measure ages and idle times with.
     """
@@ -72,6 +73,7 @@ class SegmentAssignInterceptor(Interceptor):
             append_system=append_system,
             allocate_segment_id=allocate_segment_id or TimetickSeededIds(),
             clock=clock,
+            pchannel=pchannel,
         )
         self._sealer = PeriodicSealer(self._manager, chain, self._emitter, clock)
 
@@ -100,6 +102,7 @@ class SegmentAssignInterceptor(Interceptor):
     async def close(self) -> None:
         """Stop the periodic check and cancel Flushes still in the background."""
         await self._sealer.close()
+        await self._assigner.close()
         await self._emitter.close()
 
     async def do_append(self, message: MutableMessage, next_: AppendFunc) -> AppendResult:
@@ -128,9 +131,21 @@ class SegmentAssignInterceptor(Interceptor):
         reservation.commit(self._clock())
         return result
 
+    def observe(self, message: ImmutableMessage) -> None:
+        """Replay one logged message at WAL open: collections and partitions, no segments.
+
+        Growing segments are not recovered: inserts after a reopen get new ones.
+        """
+        if message.message_type in _DDL:
+            self._apply_ddl(message)
+
     async def _ddl(self, message: MutableMessage, next_: AppendFunc) -> AppendResult:
         # Milvus appends first and updates the shard manager after: a failed DDL changes nothing.
         result = await next_(message)
+        self._emitter.flush_soon(self._apply_ddl(message))
+        return result
+
+    def _apply_ddl(self, message: Message) -> list[tuple[GrowingSegment, str]]:
         vchannel, header = message.vchannel, message.header()
         sealed: list[GrowingSegment] = []
         reason: str = SealReason.COLLECTION_DROPPED
@@ -147,8 +162,7 @@ class SegmentAssignInterceptor(Interceptor):
                 vchannel, header.collection_id, header.partition_id
             )
             reason = SealReason.PARTITION_DROPPED
-        self._emitter.flush_soon((seg, reason) for seg in sealed)
-        return result
+        return [(seg, reason) for seg in sealed]
 
     async def _flush_collection(self, message: MutableMessage, next_: AppendFunc) -> AppendResult:
         header = message.header()

@@ -63,14 +63,15 @@ class PartitionShard:
     """The growing segments of one (collection, partition, vchannel), oldest first.
 
     ``creating`` is set while a CreateSegment for this partition is in flight, so
-    concurrent inserts wait for it instead of creating a segment each.
+    concurrent inserts wait for it (outside their locks, in the redo step) instead
+    of creating a segment each.
     """
 
     collection_id: int
     partition_id: int
     vchannel: str
     growing: list[GrowingSegment] = field(default_factory=list)
-    creating: asyncio.Event | None = None
+    creating: asyncio.Task[None] | None = None
     dropped: bool = False
 
 

@@ -1,0 +1,378 @@
+"""The streaming WAL's whole append chain against the bare backend, and tail-read latency.
+
+All on Woodpecker-local, in one run, on the same disk, with the backend's default settings:
+
+- ``bare``: ``WALImpl.append`` with many appends in flight (as ``bench/wal_append.py``),
+  of an Insert message with the same header and payload as the chain's (built once and
+  re-appended: the bare backend does not change a message).
+- ``chain``: ``StreamingWAL.append`` of Insert messages of the same payload size, same
+  number in flight, through redo -> lock -> vchannel -> timetick/txn -> segment
+  assignment -> backend append, with the time-tick sync running. Each message is built
+  afresh inside the timed loop (the chain stamps it), so that cost is charged to the chain.
+  The vchannel is created by a CreateCollection first. Reported: msg/s, MB/s of payload,
+  ack latency p50/p99 and chain/bare (goal: at least 70%).
+- ``tail``: a paced writer (default 10k msg/s) appends through the chain while one scanner
+  tails the vchannel (``DeliverLatest``); latency is from the moment the writer's
+  ``append`` returned (acknowledgement) to the moment the scanner yielded that message,
+  matched by a ``seq`` user property (goal: p99 at most 5 ms).
+
+Why the tail runs at several ``timetick_interval_ms``: a scanner delivers a message only
+once a TimeTick covers it, because appends run concurrently and a message is delivered
+in strict timetick order only when no smaller timetick can still arrive; the time-tick
+sync that issues those TimeTicks runs every ``timetick_interval_ms`` (default 200 ms, as
+Milvus), so at the default the latency is dominated by waiting for the next tick
+(~interval/2 on average, up to one interval). Shorter intervals (5 ms, 1 ms) show what
+the delivery path itself costs. A TimeTick is persisted only when real messages were
+written since the last one, so a short interval adds one backend append per interval
+under load.
+
+Usage: ``uv run python bench/wal_chain.py [--sizes 100,1024,65536] [--seconds 4]
+[--tail-rate 10000] [--tail-size 1024] [--intervals 200,5,1] [--segments on|off]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from walstream.message import MessageType, MutableMessage, new_message
+from walstream.metastore import SQLiteMetastore
+from walstream.policy import build_chain as build_policy_chain
+from walstream.proto import messages_pb2 as pb
+from walstream.tso import TimestampOracle
+from walstream.wal import (
+    InterceptorBuildParam,
+    InterceptorFactory,
+    SegmentAssignInterceptor,
+    StreamingWAL,
+    WALSettings,
+    open_wal,
+)
+from walstream.wal.chain import Interceptor
+from walstream.wal.options import WALReadOption
+from walstream.walimpls import DeliverLatest, PChannelInfo
+from walstream.walimpls.registry import build_opener
+
+COLLECTION_ID = 1
+PARTITION_ID = 10
+SETUP_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Result:
+    """One measured configuration."""
+
+    name: str
+    size: int
+    messages: int
+    seconds: float
+    latencies: list[float]
+    note: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+    @property
+    def mb_s(self) -> float:
+        return self.rate * self.size / 1e6
+
+    def pct(self, q: float) -> float:
+        lat = sorted(self.latencies)
+        return lat[min(len(lat) - 1, int(len(lat) * q))] * 1000 if lat else float("nan")
+
+
+def insert(vchannel: str, payload: bytes, seq: int) -> MutableMessage:
+    """An Insert of one row of ``len(payload)`` bytes into the bench collection/partition."""
+    header = pb.InsertMessageHeader(
+        collection_id=COLLECTION_ID,
+        partitions=[
+            pb.PartitionSegmentAssignment(
+                partition_id=PARTITION_ID, rows=1, binary_size=len(payload)
+            )
+        ],
+    )
+    return new_message(
+        MessageType.INSERT,
+        vchannel=vchannel,
+        header=header,
+        payload=payload,
+        properties={"seq": str(seq)},
+    )
+
+
+def create_collection(vchannel: str) -> MutableMessage:
+    header = pb.CreateCollectionMessageHeader(
+        collection_id=COLLECTION_ID, partition_ids=[PARTITION_ID]
+    )
+    return new_message(MessageType.CREATE_COLLECTION, vchannel=vchannel, header=header)
+
+
+def payload_of(size: int) -> bytes:
+    return (b"0123456789abcdef" * (size // 16 + 1))[:size]
+
+
+def segment_assignment(param: InterceptorBuildParam) -> Interceptor:
+    """The segment-assignment interceptor with the default policies (``[segment_policy]``)."""
+    return SegmentAssignInterceptor(
+        pchannel=param.channel, chain=build_policy_chain(), append_system=param.wal.append_internal
+    )
+
+
+def wal_options(
+    segments: bool, **settings: object
+) -> tuple[WALSettings, Sequence[Interceptor | InterceptorFactory]]:
+    """Settings (and extra interceptors) for a WAL with segment assignment on or off.
+
+    Newer WALs build segment assignment themselves (``WALSettings.segment_assignment``);
+    older ones only take it through ``interceptors_extra``.
+    """
+    if "segment_assignment" in WALSettings.model_fields:
+        return WALSettings(segment_assignment=segments, **settings), ()  # type: ignore[arg-type]
+    extra: list[InterceptorFactory] = [segment_assignment] if segments else []
+    return WALSettings(**settings), extra  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def chain_wal(
+    root: Path, name: str, segments: bool, **settings: object
+) -> AsyncIterator[StreamingWAL]:
+    """A fresh RW StreamingWAL over Woodpecker-local with one vchannel ``<name>_v0``."""
+    wal_settings, extra = wal_options(segments, **settings)
+    async with (
+        SQLiteMetastore(root / f"{name}.meta.sqlite3") as ms,
+        TimestampOracle(ms) as tso,
+        build_opener("woodpecker", {"root": str(root / name)}) as opener,
+    ):
+        async with asyncio.timeout(SETUP_TIMEOUT_S):
+            impl = await opener.open(PChannelInfo(name, 1))
+            wal = await open_wal(impl, tso=tso, settings=wal_settings, interceptors_extra=extra)
+        try:
+            async with asyncio.timeout(SETUP_TIMEOUT_S):
+                await wal.append(create_collection(f"{name}_v0"))
+            yield wal
+        finally:
+            async with asyncio.timeout(SETUP_TIMEOUT_S):
+                await wal.close()
+
+
+async def bare(size: int, seconds: float, root: Path, in_flight: int) -> Result:
+    """As many ``WALImpl.append`` as the backend takes, ``in_flight`` at a time."""
+    name = f"bare_{size}"
+    msgs = [insert(f"{name}_v0", payload_of(size), i) for i in range(64)]
+    latencies: list[float] = []
+    count = 0
+    async with build_opener("woodpecker", {"root": str(root / name)}) as opener:
+        wal = await opener.open(PChannelInfo(name, 1))
+        start = time.perf_counter()
+        deadline = start + seconds
+
+        async def worker() -> None:
+            nonlocal count
+            while time.perf_counter() < deadline:
+                msg = msgs[count % 64]
+                count += 1
+                t0 = time.perf_counter()
+                await wal.append(msg)
+                latencies.append(time.perf_counter() - t0)
+
+        async with asyncio.timeout(seconds + DRAIN_TIMEOUT_S):
+            await asyncio.gather(*(worker() for _ in range(in_flight)))
+        elapsed = time.perf_counter() - start
+        await wal.close()
+    return Result("bare", size, len(latencies), elapsed, latencies)
+
+
+async def chain(size: int, seconds: float, root: Path, in_flight: int, segments: bool) -> Result:
+    """As many ``StreamingWAL.append`` of Inserts as the chain takes, ``in_flight`` at a time."""
+    name = f"chain_{size}"
+    vchannel = f"{name}_v0"
+    payload = payload_of(size)
+    latencies: list[float] = []
+    count = 0
+    async with chain_wal(root, name, segments) as wal:
+        start = time.perf_counter()
+        deadline = start + seconds
+
+        async def worker() -> None:
+            nonlocal count
+            while time.perf_counter() < deadline:
+                seq = count
+                count += 1
+                t0 = time.perf_counter()
+                await wal.append(insert(vchannel, payload, seq))
+                latencies.append(time.perf_counter() - t0)
+
+        async with asyncio.timeout(seconds + DRAIN_TIMEOUT_S):
+            await asyncio.gather(*(worker() for _ in range(in_flight)))
+        elapsed = time.perf_counter() - start
+    return Result("chain", size, len(latencies), elapsed, latencies)
+
+
+async def tail(
+    size: int,
+    rate: float,
+    seconds: float,
+    root: Path,
+    in_flight: int,
+    interval_ms: int,
+    segments: bool,
+) -> Result:
+    """Paced appends at ``rate`` through the chain while one scanner tails the vchannel."""
+    name = f"tail_{interval_ms}ms"
+    vchannel = f"{name}_v0"
+    payload = payload_of(size)
+    total = int(rate * seconds)
+    acked = [0.0] * total
+    delivered = [0.0] * total
+    got = 0
+    all_in = asyncio.Event()
+    ack_lat: list[float] = []
+    async with chain_wal(root, name, segments, timetick_interval_ms=interval_ms) as wal:
+        scanner = await wal.read(
+            WALReadOption(name="bench-tail", vchannel=vchannel, deliver_policy=DeliverLatest())
+        )
+
+        async def consume() -> None:
+            nonlocal got
+            async for msg in scanner:
+                if msg.message_type is MessageType.INSERT:
+                    delivered[int(msg.properties["seq"])] = time.perf_counter()
+                    got += 1
+                    if got == total:
+                        all_in.set()
+
+        consumer = asyncio.create_task(consume())
+        next_seq = 0
+        start = time.perf_counter()
+
+        async def worker() -> None:
+            nonlocal next_seq
+            while next_seq < total:
+                seq, next_seq = next_seq, next_seq + 1
+                due = start + seq / rate
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await wal.append(insert(vchannel, payload, seq))
+                acked[seq] = now = time.perf_counter()
+                ack_lat.append(now - due)
+
+        try:
+            async with asyncio.timeout(seconds + DRAIN_TIMEOUT_S):
+                await asyncio.gather(*(worker() for _ in range(in_flight)))
+            elapsed = time.perf_counter() - start
+            try:
+                async with asyncio.timeout(interval_ms / 1000 + DRAIN_TIMEOUT_S):
+                    await all_in.wait()
+            except TimeoutError:
+                pass
+        finally:
+            await scanner.close()
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+    pairs = [(a, d) for a, d in zip(acked, delivered, strict=True) if a and d]
+    latencies = [d - a for a, d in pairs]
+    early = sum(1 for x in latencies if x < 0)
+    note = f"{total - got} undelivered" if got < total else ""
+    if early:
+        note = f"{note}; " if note else ""
+        note += f"{early} seen before ack returned"
+    result = Result(f"tail @{interval_ms} ms tick", size, total, elapsed, latencies, note)
+    result.extra["ack_p99"] = Result("", 0, 0, 0, ack_lat).pct(0.99)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="100,1024,65536")
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--tail-rate", type=float, default=10_000.0)
+    parser.add_argument("--tail-size", type=int, default=1024)
+    parser.add_argument(
+        "--intervals", default="200,5,1", help="timetick_interval_ms values for the tail runs"
+    )
+    parser.add_argument(
+        "--segments",
+        choices=("on", "off"),
+        default="on",
+        help="segment assignment in the chain (default on: every Insert is assigned)",
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where to write (default: a temp dir under ./)"
+    )
+    args = parser.parse_args(argv)
+    segments = args.segments == "on"
+    # Everything imported so far lives for the whole run: keep the collector from
+    # re-scanning it in every full collection (as bench/wal_append.py does).
+    gc.collect()
+    gc.freeze()
+    console = Console()
+    thr = Table(title="WAL append: whole chain vs bare backend (Woodpecker-local, same run)")
+    for col in ("size", "run", "in flight", "msg/s", "MB/s", "ack p50 ms", "ack p99 ms", "vs bare"):
+        thr.add_column(col, justify="right")
+    lat = Table(
+        title=f"Tail read: ack -> scanner delivery at {args.tail_rate:,.0f} msg/s "
+        f"({args.tail_size} B inserts, Woodpecker-local)"
+    )
+    for col in (
+        "tick interval",
+        "msgs",
+        "achieved msg/s",
+        "deliver p50 ms",
+        "deliver p99 ms",
+        "deliver max ms",
+        "ack p99 ms",
+        "note",
+    ):
+        lat.add_column(col, justify="right")
+    with tempfile.TemporaryDirectory(dir=args.dir or Path.cwd(), prefix=".bench-") as tmp:
+        root = Path(tmp)
+        for size in (int(s) for s in args.sizes.split(",")):
+            in_flight = 2000 if size <= 1024 else 256
+            b = asyncio.run(bare(size, args.seconds, root, in_flight))
+            c = asyncio.run(chain(size, args.seconds, root, in_flight, segments))
+            for r in (b, c):
+                thr.add_row(
+                    f"{size} B",
+                    r.name,
+                    str(in_flight),
+                    f"{r.rate:,.0f}",
+                    f"{r.mb_s:.1f}",
+                    f"{r.pct(0.5):.2f}",
+                    f"{r.pct(0.99):.2f}",
+                    f"{c.rate / b.rate:.0%}" if r is c else "",
+                )
+        for interval in (int(s) for s in args.intervals.split(",")):
+            t = asyncio.run(
+                tail(args.tail_size, args.tail_rate, args.seconds, root, 256, interval, segments)
+            )
+            lat.add_row(
+                f"{interval} ms",
+                f"{t.messages:,}",
+                f"{t.rate:,.0f}",
+                f"{t.pct(0.5):.2f}",
+                f"{t.pct(0.99):.2f}",
+                f"{max(t.latencies) * 1000:.2f}" if t.latencies else "nan",
+                f"{t.extra['ack_p99']:.2f}",
+                t.note,
+            )
+    console.print(thr)
+    console.print(lat)
+
+
+if __name__ == "__main__":
+    main()
