@@ -295,3 +295,25 @@ async def test_closed_oracle_refuses(store: SQLiteMetastore) -> None:
     with pytest.raises(TSOClosedError):
         await tso.allocate()
     assert await store.get("tso/window") is not None  # the metastore stays open
+
+
+async def test_allocate_nowait_interleaves_with_allocate_and_never_waits(
+    store: SQLiteMetastore,
+) -> None:
+    tso = TimestampOracle(store)
+    assert tso.allocate_nowait() is None  # not started: the async path must start it
+    async with tso:
+        seen = [await tso.allocate()]
+        for i in range(3000):
+            got = tso.allocate_nowait() if i % 3 else await tso.allocate()
+            if got is not None:
+                seen.append(got)
+        assert len(seen) > 1000, "the synchronous path should serve most calls"
+        assert seen == sorted(seen) and len(set(seen)) == len(seen)
+        # A barrier beyond the persisted window needs an extension: nowait declines,
+        # the async method extends and honours it.
+        far = compose(parse(seen[-1])[0] + 10 * 60 * 1000, 0)
+        assert tso.allocate_nowait(far) is None
+        assert await tso.allocate_at_least(far) >= far
+        nxt = tso.allocate_nowait()
+        assert nxt is None or nxt > far

@@ -158,6 +158,42 @@ async def test_cursor_waits_then_wakes_on_append(log: Log) -> None:
     assert nxt.timetick == 3
 
 
+@pytest.mark.parametrize("persisted", [True, False])
+def test_a_tick_at_the_newest_message_timetick_is_yielded(log: Log, persisted: bool) -> None:
+    """Regression: a sync may cover its messages with a tick at exactly the newest one's
+    timetick (a slow append holds the watermark there). The cursor skipped that tick as
+    "not newer", so tailing scanners held the messages until a later, strictly greater
+    tick: delivery fell further and further behind under load."""
+    wab = WriteAheadBuffer(log.tick(1))
+    cursor = wab.read_from_exclusive_timetick(1)
+    m1, m2 = log.data(2), log.data(5)
+    t5 = log.tick(5, persisted=persisted)
+    wab.append([m1, m2], t5)
+    assert cursor.try_next() is m1
+    assert cursor.try_next() is m2
+    assert cursor.try_next() is t5, "the tick releasing m2 must be yielded"
+    assert cursor.try_next() is None, "and only once"
+    assert cursor.last_timetick == 5
+    # a reader placed at the tick (catch-up read it) does not see it again
+    assert drain(wab.read_from_exclusive_timetick(5)) == []
+    # a reader placed at the message (not at the tick) gets the tick
+    m3, t7 = log.data(7), log.tick(7, persisted=persisted)
+    wab.append([m3], t7)
+    assert drain(cursor) == [7, 7]
+    assert drain(wab.read_from_exclusive_timetick(1)) == [2, 5, 5, 7, 7] if persisted else [7]
+
+
+async def test_a_waiting_cursor_gets_the_tick_at_the_newest_message_timetick(log: Log) -> None:
+    wab = WriteAheadBuffer(log.tick(1))
+    cursor = wab.read_from_exclusive_timetick(1)
+    m = log.data(3)
+    wab.append([m], log.tick(3))
+    async with asyncio.timeout(WAIT):
+        assert await cursor.next() is m
+        tick = await cursor.next()
+    assert (tick.message_type, tick.timetick) == (MessageType.TIME_TICK, 3)
+
+
 async def test_many_readers_wake_and_a_cancelled_one_does_not_hurt_them(log: Log) -> None:
     wab = WriteAheadBuffer(log.tick(1))
     cursors = [wab.read_from_exclusive_timetick(1) for _ in range(4)]
@@ -349,6 +385,50 @@ def test_a_reader_gets_exactly_what_follows_its_timetick_or_evicted(
         if persisted or data:
             stored.append(tt)
     assert wab.bytes <= capacity or len(wab) == 1
+    at = min(start, tt)
+    try:
+        cursor = wab.read_from_exclusive_timetick(at)
+    except EvictedError:
+        assert at < wab.floor_timetick
+        return
+    got = drain(cursor)
+    expected = [t for t in stored if t > at]
+    if wab.last_timetick not in stored and wab.last_timetick > at:
+        expected.append(wab.last_timetick)
+    assert got == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    batches=st.lists(
+        st.tuples(st.integers(0, 4), st.booleans(), st.booleans(), st.integers(0, 400)),
+        min_size=1,
+        max_size=30,
+    ),
+    capacity=st.integers(200, 3000),
+    start=st.integers(0, 200),
+)
+def test_ticks_at_the_newest_message_timetick_are_read_like_any_other(
+    batches: list[tuple[int, bool, bool, int]], capacity: int, start: int
+) -> None:
+    """As above, but a batch's tick may sit at its newest message's timetick (a sync whose
+    watermark is that message): a read yields every stored entry above its timetick,
+    the tick included, and the latest not-stored tick once if it is above all of them."""
+    log = Log()
+    wab = WriteAheadBuffer(log.tick(0), capacity_bytes=capacity)
+    stored: list[int] = [0]
+    tt = 0
+    for count, persisted, at_last, size in batches:
+        data = []
+        for _ in range(count):
+            tt += 1
+            data.append(log.data(tt, b"d" * size))
+        if not (at_last and data):
+            tt += 1
+        wab.append(data, log.tick(tt, persisted=persisted or bool(data)))
+        stored += [m.timetick for m in data]
+        if persisted or data:
+            stored.append(tt)
     at = min(start, tt)
     try:
         cursor = wab.read_from_exclusive_timetick(at)

@@ -503,3 +503,33 @@ async def run_workload(
 
 def scanner_buffer(scanner: WALScanner, specs: Sequence[tuple[WALReadOption, Any]]) -> int:
     return next(o.buffer_messages for o, _ in specs if o.name == scanner.name)
+
+
+async def test_tailing_releases_messages_covered_by_a_tick_at_their_own_timetick(
+    writer: Writer,
+) -> None:
+    """Regression: the time-tick sync covers a batch with a TimeTick at the watermark,
+    which is the newest message's own timetick whenever a slow append holds it back.
+    The buffer cursor dropped such a tick ("not newer"), so a tailing scanner held the
+    batch until some later tick happened to be strictly above it: under steady load
+    delivery fell seconds behind."""
+    wab = writer.start_wab(await writer.tick())
+    async with open_scanner(writer.impl, WALReadOption(), wab=wab, force_sync=None) as scanner:
+        first, _ = await writer.data(2)
+        await read_until(scanner, max(m.timetick for m in first))
+        assert scanner.mode is ScanMode.TAILING
+        for _ in range(3):
+            out = [
+                await writer._append(
+                    make(MessageType.INSERT, writer.alloc()).with_last_confirmed_use_self()
+                )
+                for _ in range(3)
+            ]
+            top = out[-1].timetick
+            tick = new_message(MessageType.TIME_TICK, vchannel=None).with_timetick(top)
+            stored = await writer._append(tick.with_last_confirmed_use_self())
+            wab.append(out, stored)
+            got = await read_until(scanner, top, timeout=1.0)
+            assert data_keys(got) == [key(m) for m in out]
+            assert_strictly_increasing(got)
+        assert scanner.stats().reordering == 0

@@ -66,14 +66,27 @@ async def acall(
     on_retry: Callable[[], None] | None = None,
 ) -> T:
     """Await ``fn()``, retrying errors ``transient`` accepts until ``deadline``;
-    ``on_retry`` runs before each new attempt."""
+    ``on_retry`` runs before each new attempt.
+
+    The first attempt is a plain ``await``: this runs around every backend append, and
+    building tenacity's retry state for an attempt that almost always succeeds cost more
+    than the append itself (and left reference cycles for the collector). Only after a
+    transient failure does tenacity take over, with the same bounds as :func:`call`.
+    """
+    try:
+        return await fn()
+    except BaseException as exc:
+        if not transient(exc) or time.monotonic() >= deadline:
+            raise
+    if on_retry is not None:
+        on_retry()
 
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is not None:
             on_retry()
 
     async for attempt in AsyncRetrying(
-        stop=stop_any(stop_after_attempt(MAX_ATTEMPTS), _StopAt(deadline)),
+        stop=stop_any(stop_after_attempt(MAX_ATTEMPTS - 1), _StopAt(deadline)),
         wait=_WAIT,
         retry=retry_if_exception(transient),
         before_sleep=before_sleep,

@@ -7,7 +7,7 @@ same figures always give the same decisions and tests need no sleeping.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 UNLIMITED = 2**63 - 1
 """A limit that is never reached (the largest signed 64-bit value, so it survives codecs)."""
@@ -34,7 +34,8 @@ class SegmentLimits:
     max_bytes: int = UNLIMITED
 
     def __post_init__(self) -> None:
-        _non_negative("SegmentLimits", max_rows=self.max_rows, max_bytes=self.max_bytes)
+        if self.max_rows < 0 or self.max_bytes < 0:  # cheap check first: built per insert
+            _non_negative("SegmentLimits", max_rows=self.max_rows, max_bytes=self.max_bytes)
 
     def tighter(self, other: SegmentLimits) -> SegmentLimits:
         """The element-wise minimum: what both policies allow."""
@@ -58,7 +59,8 @@ class InsertStats:
     binary_bytes: int
 
     def __post_init__(self) -> None:
-        _non_negative("InsertStats", rows=self.rows, binary_bytes=self.binary_bytes)
+        if self.rows < 0 or self.binary_bytes < 0:  # cheap check first: built per insert
+            _non_negative("InsertStats", rows=self.rows, binary_bytes=self.binary_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,8 @@ class SegmentStats:
     binary_bytes: int = 0
 
     def __post_init__(self) -> None:
-        _non_negative("SegmentStats", rows=self.rows, binary_bytes=self.binary_bytes)
+        if self.rows < 0 or self.binary_bytes < 0:  # cheap check first: built per insert
+            _non_negative("SegmentStats", rows=self.rows, binary_bytes=self.binary_bytes)
 
     @classmethod
     def new(
@@ -112,11 +115,17 @@ class SegmentStats:
 
     def with_insert(self, insert: InsertStats, now: float) -> SegmentStats:
         """These stats after ``insert`` was assigned at ``now``."""
-        return replace(
-            self,
-            rows=self.rows + insert.rows,
-            binary_bytes=self.binary_bytes + insert.binary_bytes,
-            last_insert_at=now,
+        # The constructor, not ``dataclasses.replace``: this runs once per insert.
+        return SegmentStats(
+            self.segment_id,
+            self.collection_id,
+            self.partition_id,
+            self.vchannel,
+            self.limits,
+            self.created_at,
+            now,
+            self.rows + insert.rows,
+            self.binary_bytes + insert.binary_bytes,
         )
 
 

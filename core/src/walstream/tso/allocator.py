@@ -256,6 +256,27 @@ class TimestampOracle:
             raise ValueError(f"barrier must be a timestamp in [0, 2**64), got {barrier!r}")
         return await self._allocate(1, barrier)
 
+    def allocate_nowait(self, barrier: int = 0) -> int | None:
+        """:meth:`allocate_at_least` without awaiting, or ``None`` when it would have to wait.
+
+        ``None``: the oracle is not started, an allocation holds the lock, or the
+        window must be extended first (then call the async method). Raises as the
+        async methods do when the oracle is closed or fenced. A window extension
+        may start in the background, as after any allocation.
+        """
+        if self._lock.locked() or not self._started:
+            return None
+        if not isinstance(barrier, int) or not 0 <= barrier <= MAX_TIMESTAMP:
+            return None  # the async method raises the ValueError
+        self._check_usable()
+        first = max(self._last + 1, compose(self._now(), 0), barrier)
+        physical = first >> LOGICAL_BITS
+        if first > MAX_TIMESTAMP or physical >= self._window_end:
+            return None
+        self._last = first
+        self._maybe_extend_early(physical)
+        return first
+
     async def _allocate(self, count: int, barrier: int) -> int:
         async with self._lock:
             self._check_usable()

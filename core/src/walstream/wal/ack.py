@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -155,6 +156,10 @@ class AckManager:
         Every timetick the TSO hands out afterwards must be above it.
         """
         self._tso = tso
+        # Optional synchronous allocation (TimestampOracle.allocate_nowait): None to wait.
+        self._allocate_nowait: Callable[[int], int | None] | None = getattr(
+            tso, "allocate_nowait", None
+        )
         # Serialises allocation so timestamps join _pending in TSO order: the
         # watermark walks _pending front to back and must never skip one that
         # the TSO handed out but is not registered yet.
@@ -196,22 +201,31 @@ class AckManager:
         Allocations are serialised. With a barrier the TSO jumps to it if it is
         ahead of the clock (an append asking for a barrier timetick).
         """
+        if self._allocate_nowait is not None and not self._lock.locked():
+            # Fast path: no allocation is between its TSO call and its registration,
+            # and this one has none either (no await), so TSO order is kept.
+            ts = self._allocate_nowait(barrier or 0)
+            if ts is not None:
+                return self._register(ts, barrier)
         async with self._lock:
             if barrier is None:
                 ts = await self._tso.allocate()
             else:
                 ts = await self._tso.allocate_at_least(barrier)
-            if ts <= self._last_allocated:
-                raise WALInvariantError(
-                    f"the TSO handed out {ts}, not above the last allocated timetick "
-                    f"{self._last_allocated}"
-                )
-            if barrier is not None and ts < barrier:
-                raise WALInvariantError(f"the TSO handed out {ts}, below the barrier {barrier}")
-            self._last_allocated = ts
-            acker = Acker(self, ts, self._last_confirmed.advance(self._watermark))
-            self._pending.append(acker)
-            return acker
+            return self._register(ts, barrier)
+
+    def _register(self, ts: int, barrier: int | None) -> Acker:
+        if ts <= self._last_allocated:
+            raise WALInvariantError(
+                f"the TSO handed out {ts}, not above the last allocated timetick "
+                f"{self._last_allocated}"
+            )
+        if barrier is not None and ts < barrier:
+            raise WALInvariantError(f"the TSO handed out {ts}, below the barrier {barrier}")
+        self._last_allocated = ts
+        acker = Acker(self, ts, self._last_confirmed.advance(self._watermark))
+        self._pending.append(acker)
+        return acker
 
     def _on_ack(
         self,

@@ -75,7 +75,22 @@ def build_chain(interceptors: Sequence[Interceptor], terminal: AppendFunc) -> Ap
 
 
 def _bind(interceptor: Interceptor, next_: AppendFunc) -> AppendFunc:
-    async def step(message: MutableMessage) -> AppendResult:
-        return await interceptor.do_append(message, next_)
+    return _Step(interceptor, next_)
 
-    return step
+
+class _Step:
+    """``interceptor.do_append(message, next_)`` as an :data:`AppendFunc`.
+
+    A plain callable returning the interceptor's coroutine, not a coroutine
+    wrapping it: every message passes each step, and a wrapper coroutine per
+    step and message is pure overhead (a frame resumed at every suspension).
+    """
+
+    __slots__ = ("_do_append", "_next")
+
+    def __init__(self, interceptor: Interceptor, next_: AppendFunc) -> None:
+        self._do_append = interceptor.do_append
+        self._next = next_
+
+    def __call__(self, message: MutableMessage) -> Awaitable[AppendResult]:
+        return self._do_append(message, self._next)

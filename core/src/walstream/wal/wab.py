@@ -287,19 +287,25 @@ class WriteAheadBufferCursor:
 
     Yields held messages in timetick order, then, at the end of the buffer, the
     latest TimeTick once if it is newer than anything yielded (how not-persisted
-    ticks reach tailing readers), then waits for appends. Raises ``EvictedError``
+    ticks reach tailing readers), then waits for appends. A TimeTick at the same
+    timetick as the last message yielded is yielded too (a sync may cover its
+    messages with a tick at exactly the newest one's timetick): it is what
+    releases that message downstream. Raises ``EvictedError``
     when its next message was evicted (switch back to catch-up from the backend,
     starting after ``last_timetick``), and ends with
     ``WriteAheadBufferClosedError`` (``async for`` just stops) once the buffer
     is closed.
     """
 
-    __slots__ = ("_buffer", "_last_timetick", "_next_offset")
+    __slots__ = ("_buffer", "_last_timetick", "_next_offset", "_tick_owed")
 
     def __init__(self, buffer: WriteAheadBuffer, next_offset: int, last_timetick: int) -> None:
         self._buffer = buffer
         self._next_offset = next_offset
         self._last_timetick = last_timetick
+        # True while the last thing yielded is a message at _last_timetick: a
+        # TimeTick at that same timetick is still to be yielded (it covers it).
+        self._tick_owed = False
 
     @property
     def next_offset(self) -> int:
@@ -316,15 +322,26 @@ class WriteAheadBufferCursor:
         buf = self._buffer
         while (entry := buf._entry(self._next_offset)) is not None:
             self._next_offset += 1
+            message = entry.message
+            assert message is not None  # only evicted entries drop it
             # Entries at or below the start timetick exist when the cursor was
             # placed ahead of the buffer; they were already seen elsewhere.
             if entry.timetick > self._last_timetick:
                 self._last_timetick = entry.timetick
-                assert entry.message is not None  # only evicted entries drop it
-                return entry.message
+                self._tick_owed = message.message_type is not MessageType.TIME_TICK
+                return message
+            if (
+                self._tick_owed
+                and entry.timetick == self._last_timetick
+                and message.message_type is MessageType.TIME_TICK
+            ):
+                self._tick_owed = False
+                return message
         tick = buf.last_timetick_message
-        if tick.timetick > self._last_timetick:
-            self._last_timetick = tick.timetick
+        tt = tick.timetick
+        if tt > self._last_timetick or (self._tick_owed and tt == self._last_timetick):
+            self._last_timetick = tt
+            self._tick_owed = False
             return tick
         return None
 

@@ -13,6 +13,7 @@ message. A second cancellation stops waiting and acknowledges with the error.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import ClassVar
 
 from walstream.message import MessageType, MutableMessage
@@ -72,14 +73,25 @@ class TimeTickInterceptor(Interceptor):
 async def _wait_to_end(task: asyncio.Future[AppendResult]) -> asyncio.CancelledError | None:
     """Wait for ``task`` to end even if cancelled once; return the cancellation to re-raise.
 
-    ``asyncio.wait`` neither raises the task's error nor cancels it when we are cancelled.
+    Like ``asyncio.wait([task])`` (it neither raises the task's error nor cancels it
+    when we are cancelled), without its per-call set, list and callbacks: this runs
+    once per appended message.
     """
     cancelled: asyncio.CancelledError | None = None
     while not task.done():
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        wake = functools.partial(_wake, waiter)
+        task.add_done_callback(wake)
         try:
-            await asyncio.wait([task])
+            await waiter
         except asyncio.CancelledError as exc:
+            task.remove_done_callback(wake)
             if cancelled is not None:
                 task.cancel()  # cancelled twice: stop the append itself
             cancelled = exc
     return cancelled
+
+
+def _wake(waiter: asyncio.Future[None], _task: object) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -81,10 +81,9 @@ class DeliveryPipeline:
         self._capacity = option.buffer_messages
         self._reorder = ReorderBuffer()
         self._txns = TxnBuffer(default_keepalive_ms=txn_keepalive_ms)
+        # Their bytes are summed only in stats(): ``size`` is not free per message.
         self._staged: deque[ImmutableMessage] = deque()
-        self._staged_bytes = 0
         self._ready: deque[ImmutableMessage] = deque()
-        self._ready_bytes = 0
         self._last_timetick = -1  # of the newest ready message: output is strictly above it
         self._readable = Signal()
         self._writable = Signal()
@@ -106,17 +105,13 @@ class DeliveryPipeline:
 
     async def _on_tick(self, tick: ImmutableMessage) -> None:
         tt = tick.timetick
-        for message in self._reorder.pop_until(tt):
-            self._staged.append(message)
-            self._staged_bytes += message.size
+        self._staged.extend(self._reorder.pop_until(tt))
         queued = False
         while self._staged:
             # Wait before taking it out of staging, so that every message is
             # counted somewhere while the reader is slow.
             await self._wait_room()
-            message = self._staged.popleft()
-            self._staged_bytes -= message.size
-            out = self._txns.push(message)
+            out = self._txns.push(self._staged.popleft())
             if out is not None:
                 queued = self._put(out) or queued
         self._txns.expire(tt)
@@ -143,7 +138,6 @@ class DeliveryPipeline:
             return False
         self._last_timetick = tt
         self._ready.append(message)
-        self._ready_bytes += message.size
         self._readable.notify()
         return True
 
@@ -154,7 +148,6 @@ class DeliveryPipeline:
         if not self._ready:
             return None
         message = self._ready.popleft()
-        self._ready_bytes -= message.size
         self._delivered += 1
         self._writable.notify()
         return message
@@ -172,7 +165,6 @@ class DeliveryPipeline:
         self._closed = True
         self._ready.clear()
         self._staged.clear()
-        self._ready_bytes = self._staged_bytes = 0
         self._readable.notify()
         self._writable.notify()
 
@@ -190,8 +182,8 @@ class DeliveryPipeline:
             staged=len(self._staged),
             reordering=len(self._reorder),
             open_txns=len(self._txns),
-            held_bytes=self._ready_bytes
-            + self._staged_bytes
+            held_bytes=sum(m.size for m in self._ready)
+            + sum(m.size for m in self._staged)
             + self._reorder.bytes
             + self._txns.bytes,
             delivered=self._delivered,

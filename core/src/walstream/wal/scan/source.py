@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 from walstream.errors import WALClosedError
 from walstream.message import ImmutableMessage, MessageID, MessageType
+from walstream.message import properties as props
 from walstream.wal.errors import EvictedError, ScannerBackendEndedError
 from walstream.wal.scan.backoff import Backoff
 from walstream.wal.wab import WriteAheadBuffer, WriteAheadBufferCursor
@@ -98,6 +99,9 @@ class SwitchableSource:
         self._last_backend_id: MessageID | None = None
         self._tail_timetick = -1  # timetick of the last message the cursor yielded
         self._resume_from: MessageID | None = None
+        # The newest consumed persisted message that carries a last-confirmed id;
+        # decoded into _resume_from only when needed (a fall back), not per message.
+        self._resume_message: ImmutableMessage | None = None
         self._closed = False
         self.to_tailing = 0
         """Switches catch-up → tailing so far."""
@@ -183,9 +187,9 @@ class SwitchableSource:
 
     def _note_position(self, message: ImmutableMessage) -> None:
         if message.is_persisted:
-            last_confirmed = message.last_confirmed_message_id
-            if last_confirmed is not None:
-                self._resume_from = last_confirmed
+            stamped = message.properties
+            if props.LAST_CONFIRMED in stamped or props.LAST_CONFIRMED_USE_SELF in stamped:
+                self._resume_message = message  # its last_confirmed_message_id is not None
 
     async def _try_tailing(self, tick: ImmutableMessage) -> None:
         assert self._wab is not None
@@ -198,6 +202,7 @@ class SwitchableSource:
         # Only the tick's own last-confirmed id is valid here: the ones noted
         # earlier in catch-up came in log order, not timetick order.
         self._resume_from = tick.last_confirmed_message_id if tick.is_persisted else None
+        self._resume_message = None
         self.to_tailing += 1
         log.debug("scanner %r: tailing the write-ahead buffer after %d", self._name, tick.timetick)
         await self._close_reader()
@@ -205,6 +210,9 @@ class SwitchableSource:
     def _fall_back(self) -> None:
         self._cursor = None
         self._skip_until = self._tail_timetick
+        if self._resume_message is not None:
+            self._resume_from = self._resume_message.last_confirmed_message_id
+            self._resume_message = None
         resume = self._resume_from
         self._policy = DeliverStartFrom(resume) if resume is not None else self._origin
         self._last_backend_id = None

@@ -7,7 +7,7 @@ event loop a change is atomic with respect to concurrent appends.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from walstream.policy import InsertStats, SegmentLimits, SegmentStats
 
@@ -36,10 +36,18 @@ class GrowingSegment:
         """The figures policies decide on: committed plus reserved."""
         if not self.pending_rows and not self.pending_bytes:
             return self.stats
-        return replace(
-            self.stats,
-            rows=self.stats.rows + self.pending_rows,
-            binary_bytes=self.stats.binary_bytes + self.pending_bytes,
+        stats = self.stats
+        # The constructor, not ``dataclasses.replace``: this runs once per insert.
+        return SegmentStats(
+            stats.segment_id,
+            stats.collection_id,
+            stats.partition_id,
+            stats.vchannel,
+            stats.limits,
+            stats.created_at,
+            stats.last_insert_at,
+            stats.rows + self.pending_rows,
+            stats.binary_bytes + self.pending_bytes,
         )
 
     def reserve(self, insert: InsertStats) -> None:
