@@ -303,7 +303,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tail-rate", type=float, default=10_000.0)
     parser.add_argument("--tail-size", type=int, default=1024)
     parser.add_argument(
-        "--intervals", default="200,5,1", help="timetick_interval_ms values for the tail runs"
+        "--intervals",
+        default="200,5,1",
+        help="timetick_interval_ms values for the tail runs (empty: no tail runs)",
     )
     parser.add_argument(
         "--segments",
@@ -356,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     f"{r.pct(0.99):.2f}",
                     f"{c.rate / b.rate:.0%}" if r is c else "",
                 )
-        for interval in (int(s) for s in args.intervals.split(",")):
+        for interval in (int(s) for s in args.intervals.split(",") if s.strip()):
             t = asyncio.run(
                 tail(args.tail_size, args.tail_rate, args.seconds, root, 256, interval, segments)
             )

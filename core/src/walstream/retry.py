@@ -78,6 +78,19 @@ async def acall(
     except BaseException as exc:
         if not transient(exc) or time.monotonic() >= deadline:
             raise
+    return await aretry(fn, deadline, transient, on_retry)
+
+
+async def aretry(
+    fn: Callable[[], Awaitable[T]],
+    deadline: float,
+    transient: Transient,
+    on_retry: Callable[[], None] | None = None,
+) -> T:
+    """The rest of :func:`acall` after its first attempt failed transiently before ``deadline``.
+
+    For callers that make the first attempt themselves (without building ``fn``) on a hot path.
+    """
     if on_retry is not None:
         on_retry()
 

@@ -40,16 +40,26 @@ def _non_negative_int(value: object, what: str) -> int:
     return value
 
 
+_last_confirmed_text: tuple[MessageID | None, str] = (None, "")
+"""The last id ``with_last_confirmed`` encoded, and its property text (ids are immutable)."""
+
+
 class Message:
     """Fields and accessors shared by mutable and immutable messages."""
 
-    __slots__ = ("_payload", "_properties")
+    # ``_size`` and ``_mtype`` cache ``size`` and ``message_type`` (read several times per
+    # append); every change of ``_properties`` goes through ``MutableMessage._set`` or
+    # ``_pop``, which drop the size cache. The type property is never changed in place.
+    __slots__ = ("_mtype", "_payload", "_properties", "_size", "_timetick")
 
     def __init__(self, payload: bytes, properties: dict[str, str]) -> None:
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise MessageError(f"payload must be bytes, got {type(payload).__name__}")
         self._payload = bytes(payload)
         self._properties = properties
+        self._size = -1
+        self._mtype: MessageType | None = None
+        self._timetick = -1  # cached ``timetick``; -1: not read yet (only with_timetick sets it)
 
     @property
     def payload(self) -> bytes:
@@ -69,18 +79,29 @@ class Message:
     @property
     def size(self) -> int:
         """Payload plus UTF-8 properties: the figure size limits apply to."""
-        return len(self._payload) + P.properties_size(self._properties)
+        size = self._size
+        if size < 0:
+            size = self._size = len(self._payload) + P.properties_size(self._properties)
+        return size
 
     @property
     def message_type(self) -> MessageType:
         """The type from ``_t``; ``UNKNOWN`` for raw messages without one."""
+        mtype = self._mtype
+        if mtype is not None:
+            return mtype
         value = _int_property(self._properties, P.TYPE)
         if value is None:
-            return MessageType.UNKNOWN
-        try:
-            return MessageType(value)
-        except ValueError as exc:
-            raise MessageDecodeError(f"unknown message type {value} in property {P.TYPE}") from exc
+            mtype = MessageType.UNKNOWN
+        else:
+            try:
+                mtype = MessageType(value)
+            except ValueError as exc:
+                raise MessageDecodeError(
+                    f"unknown message type {value} in property {P.TYPE}"
+                ) from exc
+        self._mtype = mtype
+        return mtype
 
     @property
     def version(self) -> int:
@@ -111,11 +132,15 @@ class Message:
     @property
     def timetick(self) -> int:
         """The TSO timetick; raises if the message never went through the WAL layer."""
+        value: int | None = self._timetick
+        if value is not None and value >= 0:
+            return value
         value = _int_property(self._properties, P.TIMETICK)
         if value is None:
             raise MessageError(
                 "message has no timetick: only messages appended through the WAL layer carry one"
             )
+        self._timetick = value
         return value
 
     @property
@@ -168,6 +193,20 @@ class MutableMessage(Message):
 
     __slots__ = ()
 
+    def _set(self, key: str, value: str) -> None:
+        """Set one system property (drops the cached size)."""
+        self._properties[key] = value
+        self._size = -1
+
+    def _pop(self, key: str) -> None:
+        """Remove one system property if present (drops the cached size)."""
+        if self._properties.pop(key, None) is not None:
+            self._size = -1
+
+    def _set_header_text(self, text: str) -> None:
+        """Replace the encoded typed header (``walstream.wal.segments.messages.set_header``)."""
+        self._set(P.HEADER, text)
+
     @classmethod
     def raw(cls, payload: bytes, properties: Mapping[str, str] | None = None) -> Self:
         """A message of only payload and user properties (no type, no vchannel)."""
@@ -175,46 +214,56 @@ class MutableMessage(Message):
 
     def with_timetick(self, timetick: int) -> Self:
         """Stamp the TSO timetick."""
-        self._properties[P.TIMETICK] = str(_non_negative_int(timetick, "timetick"))
+        self._set(P.TIMETICK, str(_non_negative_int(timetick, "timetick")))
+        self._timetick = timetick
         return self
 
     def with_barrier_timetick(self, timetick: int) -> Self:
         """Ask for a timetick of at least ``timetick``."""
-        self._properties[P.BARRIER_TIMETICK] = str(_non_negative_int(timetick, "barrier timetick"))
+        self._set(P.BARRIER_TIMETICK, str(_non_negative_int(timetick, "barrier timetick")))
         return self
 
     def with_last_confirmed(self, message_id: MessageID) -> Self:
         """Stamp the id a reader can start from to see every later timetick."""
-        self._properties.pop(P.LAST_CONFIRMED_USE_SELF, None)
-        self._properties[P.LAST_CONFIRMED] = message_id.to_property()
+        global _last_confirmed_text
+        cached = _last_confirmed_text
+        if cached[0] is not message_id:
+            # Consecutive appends mostly carry the very same id object: encode it once.
+            cached = _last_confirmed_text = (message_id, message_id.to_property())
+        self._pop(P.LAST_CONFIRMED_USE_SELF)
+        self._set(P.LAST_CONFIRMED, cached[1])
         return self
 
     def with_last_confirmed_use_self(self) -> Self:
         """Mark that this message's own id is its last-confirmed id."""
-        self._properties.pop(P.LAST_CONFIRMED, None)
-        self._properties[P.LAST_CONFIRMED_USE_SELF] = "1"
+        self._pop(P.LAST_CONFIRMED)
+        self._set(P.LAST_CONFIRMED_USE_SELF, "1")
         return self
 
     def with_wal_term(self, term: int) -> Self:
         """Stamp the term of the writing WAL."""
-        self._properties[P.WAL_TERM] = str(_non_negative_int(term, "term"))
+        self._set(P.WAL_TERM, str(_non_negative_int(term, "term")))
         return self
 
     def with_txn_context(self, txn: pb.TxnContext) -> Self:
         """Attach the transaction context."""
-        self._properties[P.TXN_CONTEXT] = encode_proto(txn)
+        self._set(P.TXN_CONTEXT, encode_proto(txn))
         return self
 
     def with_not_persisted(self) -> Self:
         """Mark a TimeTick that only advances readers in memory."""
         if self.message_type is not MessageType.TIME_TICK:
             raise MessageError("only TimeTick messages can be marked not-persisted")
-        self._properties[P.NOT_PERSISTED] = "1"
+        self._set(P.NOT_PERSISTED, "1")
         return self
 
     def into_immutable(self, message_id: MessageID) -> ImmutableMessage:
         """Freeze this message at ``message_id`` (a copy; this one stays usable)."""
-        return ImmutableMessage(self._payload, dict(self._properties), message_id)
+        frozen = ImmutableMessage(self._payload, dict(self._properties), message_id)
+        frozen._size = self._size  # same payload and properties: same figures
+        frozen._mtype = self._mtype
+        frozen._timetick = self._timetick
+        return frozen
 
 
 class ImmutableMessage(Message):

@@ -201,12 +201,26 @@ class AckManager:
         Allocations are serialised. With a barrier the TSO jumps to it if it is
         ahead of the clock (an append asking for a barrier timetick).
         """
+        acker = self.try_allocate(barrier)
+        if acker is not None:
+            return acker
+        return await self.allocate_waiting(barrier)
+
+    def try_allocate(self, barrier: int | None = None) -> Acker | None:
+        """``allocate`` if it needs no wait (the TSO has a timestamp at hand), else ``None``.
+
+        Then call :meth:`allocate_waiting` (not ``allocate``, which would try again).
+        """
         if self._allocate_nowait is not None and not self._lock.locked():
             # Fast path: no allocation is between its TSO call and its registration,
             # and this one has none either (no await), so TSO order is kept.
             ts = self._allocate_nowait(barrier or 0)
             if ts is not None:
                 return self._register(ts, barrier)
+        return None
+
+    async def allocate_waiting(self, barrier: int | None = None) -> Acker:
+        """``allocate`` after :meth:`try_allocate` returned ``None``: waits for the TSO."""
         async with self._lock:
             if barrier is None:
                 ts = await self._tso.allocate()

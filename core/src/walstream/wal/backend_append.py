@@ -101,14 +101,24 @@ class BackendAppender:
             return AppendResult(hint, timetick, hint, message.txn_context)
         deadline = time.monotonic() + self._retry_timeout
         try:
-            message_id = await retry.acall(
-                lambda: self._impl.append(message),
-                deadline,
-                lambda exc: not is_final_append_error(exc),
-                on_retry=lambda: log.warning(
-                    "backend append to %s failed transiently; retrying", self._impl.channel.name
-                ),
-            )
+            # As ``retry.acall``, with its first attempt inline: no closures per append.
+            failed = False
+            try:
+                message_id = await self._impl.append(message)
+            except BaseException as exc:
+                if is_final_append_error(exc) or time.monotonic() >= deadline:
+                    raise
+                failed = True
+            if failed:
+                message_id = await retry.aretry(
+                    lambda: self._impl.append(message),
+                    deadline,
+                    lambda exc: not is_final_append_error(exc),
+                    on_retry=lambda: log.warning(
+                        "backend append to %s failed transiently; retrying",
+                        self._impl.channel.name,
+                    ),
+                )
         except FencedError as exc:
             self._fence(exc)
             raise

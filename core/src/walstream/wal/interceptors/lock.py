@@ -45,14 +45,17 @@ class LockInterceptor(Interceptor):
                 # Before the release, so no body waiting for the lock slips in first.
                 self._txns.fail_txns_at("")
                 self._global.release(write=True)
-        await self._global.acquire(write=False)
+        # ``try_acquire`` first: no coroutine per lock when nobody waits (the common case).
+        if not self._global.try_acquire(write=False):
+            await self._global.acquire(write=False)
         try:
             if not vchannel:
                 return await next_(message)
             lock = self._vchannels.get(vchannel)
             if lock is None:
                 lock = self._vchannels[vchannel] = RWLock()
-            await lock.acquire(write=exclusive)
+            if not lock.try_acquire(write=exclusive):
+                await lock.acquire(write=exclusive)
             try:
                 return await next_(message)
             finally:

@@ -42,14 +42,20 @@ class RedoInterceptor(Interceptor):
 
     async def do_append(self, message: MutableMessage, next_: AppendFunc) -> AppendResult:
         """Append, redoing on ``RedoError`` up to the limit (then ``RedoLimitError``)."""
+        last: RedoError | None = None
         for attempt in range(1, self._max_attempts + 1):
             try:
-                return await next_(message)
+                result = await next_(message)
             except RedoError as exc:
                 last = exc
                 log.debug("redo %d of a %s append: %s", attempt, message.message_type.name, exc)
                 if exc.ready is not None and attempt < self._max_attempts:
                     await wait_ready(exc.ready, self._ready_timeout_s)
+                continue
+            # Drop the redone error: its traceback holds this frame (a reference cycle that
+            # only a full collection would free).
+            last = None
+            return result
         raise RedoLimitError(
             f"a {message.message_type.name} append on vchannel {message.vchannel!r} was redone "
             f"{self._max_attempts} times (redo_max_attempts) without succeeding: {last}"

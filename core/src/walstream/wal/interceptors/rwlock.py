@@ -37,6 +37,13 @@ class RWLock:
         else:
             self._readers += 1
 
+    def try_acquire(self, write: bool) -> bool:
+        """Take the lock if that needs no wait (as ``acquire`` would at once); else False."""
+        if not self._waiters and self._can(write):
+            self._grant(write)
+            return True
+        return False
+
     async def acquire(self, write: bool) -> None:
         """Take the lock (``write``: exclusively); FIFO behind earlier waiters."""
         if not self._waiters and self._can(write):

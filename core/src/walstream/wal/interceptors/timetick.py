@@ -19,7 +19,7 @@ from typing import ClassVar
 from walstream.message import MessageType, MutableMessage
 from walstream.wal.ack import AckManager
 from walstream.wal.chain import AppendFunc, AppendResult, Interceptor
-from walstream.wal.interceptors.txn import TxnDispatcher
+from walstream.wal.interceptors.txn import TxnDispatcher, TxnStep
 
 __all__ = ["TimeTickInterceptor"]
 
@@ -39,17 +39,39 @@ class TimeTickInterceptor(Interceptor):
         if message.message_type is MessageType.TIME_TICK:
             self._txns.manager.cleanup_until(message.timetick)
             return await next_(message)
-        acker = await self._ack.allocate(message.barrier_timetick)
+        # The synchronous paths first: no coroutine per message when nothing has to wait.
+        barrier = message.barrier_timetick
+        acker = self._ack.try_allocate(barrier)
+        if acker is None:
+            acker = await self._ack.allocate_waiting(barrier)
         timetick = acker.timestamp
         message.with_timetick(timetick).with_last_confirmed(acker.last_confirmed_message_id)
+        step: TxnStep | None = None
         try:
-            step = await self._txns.prepare(message, timetick)
+            # ``prepare`` returns None for anything else: skip its coroutine.
+            if message.message_type in _TXN_CONTROL or message.txn_context is not None:
+                step = await self._txns.prepare(message, timetick)
         except BaseException as exc:
             acker.ack(exc)
             raise
         session = step.session if step is not None else None
         task = asyncio.ensure_future(next_(message))
-        cancelled = await _wait_to_end(task)
+        # Wait for ``task`` to end even if cancelled once (keep the cancellation to re-raise);
+        # cancelled twice: cancel the append itself. Like ``asyncio.wait([task])`` without
+        # its per-call set, list and callbacks, and inline (no coroutine of its own): this
+        # runs once per appended message.
+        cancelled: asyncio.CancelledError | None = None
+        while not task.done():
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            wake = functools.partial(_wake, waiter)
+            task.add_done_callback(wake)
+            try:
+                await waiter
+            except asyncio.CancelledError as exc:
+                task.remove_done_callback(wake)
+                if cancelled is not None:
+                    task.cancel()  # cancelled twice: stop the append itself
+                cancelled = exc
         error: BaseException | None = (
             (cancelled or asyncio.CancelledError()) if task.cancelled() else task.exception()
         )
@@ -57,7 +79,12 @@ class TimeTickInterceptor(Interceptor):
             self._txns.finish(step, ok=error is None)
         if error is not None:
             acker.ack(error, session)
-            raise cancelled if cancelled is not None else error
+            try:
+                raise cancelled if cancelled is not None else error
+            finally:
+                # The error's traceback holds this frame: drop the locals that hold the
+                # error, or each failed append is a reference cycle until a full collection.
+                del task, error, cancelled, acker
         result = task.result()
         acker.ack(message.into_immutable(result.message_id), session)
         if cancelled is not None:
@@ -70,26 +97,7 @@ class TimeTickInterceptor(Interceptor):
         )
 
 
-async def _wait_to_end(task: asyncio.Future[AppendResult]) -> asyncio.CancelledError | None:
-    """Wait for ``task`` to end even if cancelled once; return the cancellation to re-raise.
-
-    Like ``asyncio.wait([task])`` (it neither raises the task's error nor cancels it
-    when we are cancelled), without its per-call set, list and callbacks: this runs
-    once per appended message.
-    """
-    cancelled: asyncio.CancelledError | None = None
-    while not task.done():
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        wake = functools.partial(_wake, waiter)
-        task.add_done_callback(wake)
-        try:
-            await waiter
-        except asyncio.CancelledError as exc:
-            task.remove_done_callback(wake)
-            if cancelled is not None:
-                task.cancel()  # cancelled twice: stop the append itself
-            cancelled = exc
-    return cancelled
+_TXN_CONTROL = frozenset({MessageType.BEGIN_TXN, MessageType.COMMIT_TXN, MessageType.ROLLBACK_TXN})
 
 
 def _wake(waiter: asyncio.Future[None], _task: object) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from google.protobuf.message import Message as ProtoMessage
 
 from walstream.message import MessageType, MutableMessage, new_message
-from walstream.message import properties as P
 from walstream.message.headers import HEADER_CLASSES, encode_proto
 from walstream.policy import UNLIMITED, SegmentLimits
 from walstream.proto import messages_pb2 as pb
@@ -27,7 +26,7 @@ def set_header(message: MutableMessage, header: ProtoMessage) -> None:
     expected = HEADER_CLASSES.get(message.message_type)
     if type(header) is not expected:
         raise TypeError(f"{message.message_type.name} takes {expected}, got {type(header)}")
-    message._properties[P.HEADER] = encode_proto(header)
+    message._set_header_text(encode_proto(header))
 
 
 def _limit(value: int) -> int:
