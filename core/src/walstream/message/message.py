@@ -194,14 +194,21 @@ class MutableMessage(Message):
     __slots__ = ()
 
     def _set(self, key: str, value: str) -> None:
-        """Set one system property (drops the cached size)."""
+        """Set one system property (drops the cached figures it affects)."""
         self._properties[key] = value
-        self._size = -1
+        self._forget(key)
 
     def _pop(self, key: str) -> None:
-        """Remove one system property if present (drops the cached size)."""
+        """Remove one system property if present (drops the cached figures it affects)."""
         if self._properties.pop(key, None) is not None:
-            self._size = -1
+            self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        self._size = -1
+        if key == P.TIMETICK:
+            self._timetick = -1
+        elif key == P.TYPE:
+            self._mtype = None
 
     def _set_header_text(self, text: str) -> None:
         """Replace the encoded typed header (``walstream.wal.segments.messages.set_header``)."""
