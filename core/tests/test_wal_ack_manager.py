@@ -353,3 +353,77 @@ async def test_sync_last_confirmed_stays_valid_above_a_held_watermark() -> None:
     assert acks.last_confirmed_message_id == mid(2)
     assert result.last_confirmed_message_id == mid(0)
     slow.ack(stored(slow, 4))
+
+
+# --- release on ack: the listener and the synchronous syncs ------------------------------
+
+
+class NowaitTSO(FakeTSO):
+    """A TSO with the synchronous fast path; ``None`` (must wait) while ``busy``."""
+
+    busy = False
+
+    def allocate_nowait(self, barrier: int = 0) -> int | None:
+        if self.busy:
+            return None
+        self.last = max(self.last + 1, compose(self.ms, 0), barrier)
+        return self.last
+
+
+async def test_listener_is_called_once_per_loop_iteration_for_a_burst_of_acks() -> None:
+    acks = manager()
+    calls: list[int] = []
+    acks.set_listener(lambda: calls.append(len(acks.take_acknowledged().details)))
+    ackers = [await acks.allocate() for _ in range(5)]
+    for i, a in enumerate(ackers):
+        a.ack(stored(a, i + 1))
+    assert calls == []  # never inside an ack: scheduled with call_soon
+    await asyncio.sleep(0)
+    assert calls == [5]
+    # Nothing new confirmed: no call. An ack behind an in-flight one is not confirmed yet.
+    b, c = await acks.allocate(), await acks.allocate()
+    c.ack(stored(c, 7))
+    await asyncio.sleep(0)
+    assert calls == [5]
+    b.ack(stored(b, 6))
+    await asyncio.sleep(0)
+    assert calls == [5, 2]
+
+
+async def test_listener_is_not_called_when_a_sync_took_the_messages_first() -> None:
+    acks = manager()
+    calls: list[None] = []
+    acks.set_listener(lambda: calls.append(None))
+    a = await acks.allocate()
+    a.ack(stored(a, 1))
+    assert acks.has_acknowledged
+    assert [d.timetick for d in acks.take_acknowledged().details] == [a.timestamp]
+    await asyncio.sleep(0)
+    assert calls == []
+    acks.set_listener(None)
+    b = await acks.allocate()
+    b.ack(stored(b, 2))
+    await asyncio.sleep(0)
+    assert calls == []
+    assert acks.has_acknowledged  # left for the next sync
+
+
+async def test_try_sync_nowait_allocates_a_sync_timestamp_or_returns_none() -> None:
+    assert manager().try_sync_nowait() is None  # no synchronous allocation in this TSO
+    tso = NowaitTSO()
+    acks = manager(tso)
+    a = acks.try_allocate()
+    assert a is not None
+    a.ack(stored(a, 1))
+    result = acks.try_sync_nowait()
+    assert result is not None
+    assert [d.timetick for d in result.details] == [a.timestamp]
+    assert result.timetick == acks.last_allocated_timetick > a.timestamp
+    tso.busy = True
+    b = await acks.allocate()
+    b.ack(stored(b, 2))
+    assert acks.try_sync_nowait() is None
+    assert acks.has_acknowledged  # untouched: take them without a new timestamp
+    taken = acks.take_acknowledged()
+    assert taken.timetick == b.timestamp
+    assert [d.timetick for d in taken.details] == [b.timestamp]

@@ -41,6 +41,7 @@ def encode(message: Message, limit: int | None = None, where: str = "the WAL") -
         parts += (pack(len(kb)), kb, pack(len(vb)), vb)
     if limit is not None and size > limit:
         raise MessageTooLargeError(size, limit, where)
+    message._size = size  # counted anyway: spares the next reader of ``size`` a second pass
     parts += (pack(len(payload)), payload)
     return b"".join(parts)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import TypeVar
 
@@ -37,13 +36,15 @@ P = TypeVar("P", bound=ProtoMessage)
 
 def encode_proto(message: ProtoMessage) -> str:
     """Serialize a protobuf message into property text (base64)."""
-    return base64.b64encode(message.SerializeToString(deterministic=True)).decode("ascii")
+    return binascii.b2a_base64(message.SerializeToString(deterministic=True), newline=False).decode(
+        "ascii"
+    )
 
 
 def decode_proto(cls: type[P], text: str, what: str) -> P:
     """Parse property text written by ``encode_proto``; one clear error on bad input."""
     try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
+        raw = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
         out = cls()
         out.ParseFromString(raw)
     except (binascii.Error, UnicodeEncodeError, DecodeError, ValueError) as exc:

@@ -10,6 +10,10 @@ slow append holds it back; a failed append acknowledges with its error.
 Appends run concurrently against the backend, so messages reach the log in an
 order that differs from their timeticks; the watermark is what lets a TimeTick
 promise readers that nothing at or below it is still to come.
+
+Release on ack: a listener (:meth:`AckManager.set_listener`, the time-tick sync)
+is called soon after the watermark confirms new messages, at most once per
+event-loop iteration, so tailing readers need not wait for a periodic sync.
 """
 
 from __future__ import annotations
@@ -141,7 +145,9 @@ class AckManager:
     The timetick interceptor calls :meth:`allocate` per message, stamps
     ``acker.timestamp`` and ``acker.last_confirmed_message_id``, appends, then
     ``acker.ack(message_or_error, session)``. The time-tick sync operator calls
-    :meth:`sync_and_get_acknowledged` every interval and on demand. One event loop.
+    :meth:`sync_and_get_acknowledged` every interval and on demand, and, as the
+    listener (:meth:`set_listener`), takes newly confirmed messages in between
+    with :meth:`try_sync_nowait` or :meth:`take_acknowledged`. One event loop.
     """
 
     def __init__(
@@ -170,6 +176,8 @@ class AckManager:
         self._pending: deque[Acker] = deque()  # allocation order == timetick order
         self._acknowledged: list[AckDetail] = []  # confirmed since the last sync, by timetick
         self._last_confirmed = LastConfirmedManager(last_confirmed_message_id)
+        self._listener: Callable[[], None] | None = None
+        self._notify_scheduled = False
 
     # --- inspection ----------------------------------------------------------------
 
@@ -192,6 +200,21 @@ class AckManager:
     def in_flight(self) -> int:
         """Allocated timeticks not confirmed yet (acknowledged ones behind a slow one count)."""
         return len(self._pending)
+
+    @property
+    def has_acknowledged(self) -> bool:
+        """Whether confirmed messages wait to be taken by a sync."""
+        return bool(self._acknowledged)
+
+    def set_listener(self, listener: Callable[[], None] | None) -> None:
+        """Call ``listener`` soon after acknowledged messages wait to be taken (``None``: stop).
+
+        Scheduled with ``loop.call_soon`` when the list of confirmed messages
+        becomes non-empty, so a burst of acks in one event-loop iteration makes
+        one call; it runs outside the acking code and may take the messages
+        (:meth:`try_sync_nowait`, :meth:`take_acknowledged`). One listener.
+        """
+        self._listener = listener
 
     # --- allocation and acknowledgement ---------------------------------------------------
 
@@ -265,6 +288,22 @@ class AckManager:
             if done._detail is not None:
                 self._acknowledged.append(done._detail)
                 done._detail = None
+        if self._acknowledged and self._listener is not None and not self._notify_scheduled:
+            self._schedule_notify()
+
+    def _schedule_notify(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # acked outside a loop: the next sync takes the messages
+        self._notify_scheduled = True
+        loop.call_soon(self._notify)
+
+    def _notify(self) -> None:
+        self._notify_scheduled = False
+        # Taken already (by a sync in between), or the listener went away: nothing to do.
+        if self._acknowledged and self._listener is not None:
+            self._listener()
 
     # --- sync ----------------------------------------------------------------------------
 
@@ -282,5 +321,26 @@ class AckManager:
         if force_tick:
             acker = await self.allocate()
             acker._ack_sync()
+        return self.take_acknowledged()
+
+    def try_sync_nowait(self) -> SyncResult | None:
+        """``sync_and_get_acknowledged()`` without waiting, or ``None`` if the TSO would wait.
+
+        Allocates and acknowledges a sync timestamp synchronously when the TSO
+        has one at hand (see :meth:`try_allocate`), so the result's timetick
+        moves past the newest acknowledged message when nothing else is in flight.
+        """
+        acker = self.try_allocate()
+        if acker is None:
+            return None
+        acker._ack_sync()
+        return self.take_acknowledged()
+
+    def take_acknowledged(self) -> SyncResult:
+        """``sync_and_get_acknowledged(force_tick=False)``, synchronously: no new timestamp.
+
+        The result's timetick is the confirmed watermark as it is now, a valid
+        TimeTick: every allocation up to it is acknowledged.
+        """
         details, self._acknowledged = tuple(self._acknowledged), []
         return SyncResult(self._watermark, self._watermark_last_confirmed, details)

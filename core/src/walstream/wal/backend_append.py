@@ -11,6 +11,7 @@ memory, so the step answers with the newest stored id as a hint.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from walstream.errors import (
     WALClosedError,
 )
 from walstream.message import MessageID, MutableMessage
-from walstream.wal.chain import AppendResult
+from walstream.wal.chain import AppendResult, Outcome
 from walstream.walimpls import WALImpl
 
 __all__ = ["BackendAppender", "is_final_append_error"]
@@ -102,28 +103,65 @@ class BackendAppender:
         deadline = time.monotonic() + self._retry_timeout
         try:
             # As ``retry.acall``, with its first attempt inline: no closures per append.
-            failed = False
             try:
                 message_id = await self._impl.append(message)
             except BaseException as exc:
                 if is_final_append_error(exc) or time.monotonic() >= deadline:
                     raise
-                failed = True
-            if failed:
-                message_id = await retry.aretry(
-                    lambda: self._impl.append(message),
-                    deadline,
-                    lambda exc: not is_final_append_error(exc),
-                    on_retry=lambda: log.warning(
-                        "backend append to %s failed transiently; retrying",
-                        self._impl.channel.name,
-                    ),
-                )
+                message_id = await self._retry(message, deadline)
         except FencedError as exc:
             self._fence(exc)
             raise
         self._last_id = message_id
         return AppendResult(message_id, timetick, message_id, message.txn_context)
+
+    async def append_batch(self, messages: list[MutableMessage]) -> list[Outcome]:
+        """Store a batch of persisted messages (``WALImpl.append_many``); one outcome each.
+
+        Messages that failed transiently are retried one by one, concurrently, until
+        the deadline; the others keep their first outcome.
+        """
+        self.check_usable()
+        deadline = time.monotonic() + self._retry_timeout
+        stored = await self._impl.append_many(messages)
+        outcomes: list[Outcome] = []
+        retry: list[int] = []
+        last: MessageID | None = None
+        for i, (message, outcome) in enumerate(zip(messages, stored, strict=True)):
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, FencedError):
+                    self._fence(outcome)
+                elif not is_final_append_error(outcome):
+                    retry.append(i)
+                outcomes.append(outcome)
+            else:
+                outcomes.append(AppendResult(outcome, message.timetick, outcome))
+                last = outcome
+        if last is not None:
+            self._last_id = last
+        if retry and self._fenced is None and time.monotonic() < deadline:
+            retried = await asyncio.gather(
+                *(self._retry(messages[i], deadline) for i in retry), return_exceptions=True
+            )
+            for i, again in zip(retry, retried, strict=True):
+                if isinstance(again, BaseException):
+                    if isinstance(again, FencedError):
+                        self._fence(again)
+                    outcomes[i] = again
+                else:
+                    outcomes[i] = AppendResult(again, messages[i].timetick, again)
+                    self._last_id = again
+        return outcomes
+
+    async def _retry(self, message: MutableMessage, deadline: float) -> MessageID:
+        return await retry.aretry(
+            lambda: self._impl.append(message),
+            deadline,
+            lambda exc: not is_final_append_error(exc),
+            on_retry=lambda: log.warning(
+                "backend append to %s failed transiently; retrying", self._impl.channel.name
+            ),
+        )
 
     def _fence(self, exc: FencedError) -> None:
         if self._fenced is not None:

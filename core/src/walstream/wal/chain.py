@@ -7,13 +7,14 @@ rest of the chain) and returns the ``AppendResult`` of the message it appended.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from walstream.errors import WALError
-from walstream.message import MessageID, MutableMessage
+from walstream.message import MessageID, MessageType, MutableMessage
 from walstream.proto import messages_pb2 as pb
 
 
@@ -33,6 +34,12 @@ class AppendResult:
 
 AppendFunc = Callable[[MutableMessage], Awaitable[AppendResult]]
 """The rest of the chain, as seen by an interceptor."""
+
+Outcome = AppendResult | BaseException
+"""What one message of a batch came to: its result, or the error it failed with."""
+
+BatchAppendFunc = Callable[[list[MutableMessage]], Awaitable[list[Outcome]]]
+"""The rest of the chain for a batch: one outcome per message, in the batch's order."""
 
 
 class RedoError(WALError):
@@ -62,20 +69,66 @@ class Interceptor(ABC):
     async def do_append(self, message: MutableMessage, next_: AppendFunc) -> AppendResult:
         """Do this step's job around ``next_(message)``."""
 
+    async def do_append_batch(
+        self, messages: list[MutableMessage], next_: BatchAppendFunc
+    ) -> list[Outcome]:
+        """Do this step's job for a batch of plain messages around ``next_``.
+
+        A batch holds only messages that :func:`batchable` accepts (no exclusive,
+        transaction, TimeTick or barrier message). The default runs :meth:`do_append`
+        for each message concurrently, each passing a batch of one downstream:
+        correct for any interceptor; the core steps override it to do their work
+        once per batch.
+        """
+
+        async def single(message: MutableMessage) -> AppendResult:
+            outcome = (await next_([message]))[0]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+
+        return list(
+            await asyncio.gather(
+                *(self.do_append(m, single) for m in messages), return_exceptions=True
+            )
+        )
+
     async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release what this interceptor holds (called once, at WAL close, innermost first)."""
+
+
+def batchable(message: MutableMessage) -> bool:
+    """Whether ``message`` may share a batch: not exclusive, no transaction, no barrier.
+
+    Those take write locks, drive transaction sessions or need a timetick of their
+    own choosing, so they run through the chain one at a time.
+    """
+    mtype = message.message_type
+    return not (
+        mtype.is_exclusive_required
+        or mtype.is_self_controlled
+        or mtype in _UNBATCHABLE
+        or message.txn_context is not None
+        or message.barrier_timetick is not None
+    )
 
 
 def build_chain(interceptors: Sequence[Interceptor], terminal: AppendFunc) -> AppendFunc:
     """``interceptors[0]`` outermost, ``terminal`` (the backend append) innermost."""
     append = terminal
     for interceptor in reversed(interceptors):
-        append = _bind(interceptor, append)
+        append = _Step(interceptor, append)
     return append
 
 
-def _bind(interceptor: Interceptor, next_: AppendFunc) -> AppendFunc:
-    return _Step(interceptor, next_)
+def build_batch_chain(
+    interceptors: Sequence[Interceptor], terminal: BatchAppendFunc
+) -> BatchAppendFunc:
+    """:func:`build_chain` for batches: ``do_append_batch`` of each step around ``terminal``."""
+    append = terminal
+    for interceptor in reversed(interceptors):
+        append = _BatchStep(interceptor, append)
+    return append
 
 
 class _Step:
@@ -94,3 +147,21 @@ class _Step:
 
     def __call__(self, message: MutableMessage) -> Awaitable[AppendResult]:
         return self._do_append(message, self._next)
+
+
+class _BatchStep:
+    """``interceptor.do_append_batch(messages, next_)`` as a :data:`BatchAppendFunc`."""
+
+    __slots__ = ("_do_append_batch", "_next")
+
+    def __init__(self, interceptor: Interceptor, next_: BatchAppendFunc) -> None:
+        self._do_append_batch = interceptor.do_append_batch
+        self._next = next_
+
+    def __call__(self, messages: list[MutableMessage]) -> Awaitable[list[Outcome]]:
+        return self._do_append_batch(messages, self._next)
+
+
+_UNBATCHABLE = frozenset(
+    {MessageType.BEGIN_TXN, MessageType.COMMIT_TXN, MessageType.ROLLBACK_TXN, MessageType.TXN}
+)

@@ -58,6 +58,14 @@ class WALSettings(WalstreamBaseSettings):
             "policies from [segment_policy]). Off: inserts pass unassigned."
         ),
     )
+    append_batch_max: int = Field(
+        default=1024,
+        ge=1,
+        description=(
+            "Most concurrent plain appends (no DDL, transaction or barrier) that go through "
+            "the chain together as one batch; 1 runs every append on its own."
+        ),
+    )
     close_timeout_s: float = Field(
         default=10.0, gt=0, description="At close, how long to wait for in-flight appends."
     )

@@ -23,7 +23,15 @@ from walstream.policy import build_chain as build_seal_chain
 from walstream.proto import messages_pb2 as pb
 from walstream.wal.ack import AckManager, TimestampAllocator
 from walstream.wal.backend_append import BackendAppender
-from walstream.wal.chain import AppendFunc, AppendResult, Interceptor, build_chain
+from walstream.wal.chain import (
+    AppendFunc,
+    AppendResult,
+    BatchAppendFunc,
+    Interceptor,
+    batchable,
+    build_batch_chain,
+    build_chain,
+)
 from walstream.wal.errors import SelfControlledMessageError
 from walstream.wal.interceptors import (
     LockInterceptor,
@@ -87,6 +95,7 @@ class _RWState:
         self.vchannels = vchannels
         self.interceptors: list[Interceptor] = []
         self.chain: AppendFunc = backend
+        self.batch_chain: BatchAppendFunc = backend.append_batch
         self.sync: TimeTickSync | None = None
         self.segments: SegmentAssignInterceptor | None = None
 
@@ -104,6 +113,9 @@ class StreamingWAL:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Concurrent plain appends waiting for the next batch (see ``_run_batch``).
+        self._queued: list[tuple[MutableMessage, asyncio.Future[AppendResult]]] = []
+        self._batches: set[asyncio.Task[None]] = set()
 
     # --- inspection ---------------------------------------------------------------
 
@@ -183,17 +195,67 @@ class StreamingWAL:
                 f"a client cannot append a {mtype.name} message: the WAL generates "
                 f"TimeTick, CreateSegment, Flush and Txn messages itself"
             )
-        # ``append_internal``'s body, inline: one coroutine less per client append.
         rw = self._writer()
         message.with_wal_term(self.channel.term)
         self._in_flight += 1
         self._idle.clear()
         try:
+            if self._settings.append_batch_max > 1 and batchable(message):
+                return await self._enqueue(message)
             return await rw.chain(message)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+
+    def _enqueue(self, message: MutableMessage) -> asyncio.Future[AppendResult]:
+        """Queue a plain message for the next batch through the chain.
+
+        Appends made in the same event-loop iteration go through the chain together
+        (one lock, ack and backend pass per batch, as a Kafka producer batches what
+        arrives within its linger): what concurrent callers gain, with no added wait.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AppendResult] = loop.create_future()
+        queued = self._queued
+        queued.append((message, future))
+        if len(queued) == 1:
+            loop.call_soon(self._start_batch)
+        return future
+
+    def _start_batch(self) -> None:
+        limit = self._settings.append_batch_max
+        while self._queued:
+            batch, self._queued = self._queued[:limit], self._queued[limit:]
+            task = asyncio.get_running_loop().create_task(self._run_batch(batch))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _run_batch(
+        self, batch: list[tuple[MutableMessage, asyncio.Future[AppendResult]]]
+    ) -> None:
+        # A caller cancelled while waiting does not take its message out: it may be stored.
+        try:
+            rw = self._writer()
+            outcomes = await rw.batch_chain([message for message, _ in batch])
+        except BaseException as exc:
+            for _, future in batch:
+                if future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
     async def append_internal(self, message: MutableMessage) -> AppendResult:
         """Append any message type through the chain (time-tick sync, segment manager)."""
@@ -428,6 +490,7 @@ async def open_wal(
         *extra,
     ]
     rw.chain = build_chain(rw.interceptors, backend)
+    rw.batch_chain = build_batch_chain(rw.interceptors, backend.append_batch)
 
     def hint_id() -> Any:
         return backend.last_message_id or stored.message_id

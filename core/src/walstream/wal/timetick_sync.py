@@ -1,12 +1,26 @@
-"""The time-tick sync: periodically (and on demand) cover acknowledged messages with a TimeTick.
+"""The time-tick sync: release acknowledged messages to readers, and persist TimeTicks.
 
-Each sync takes what the ack manager confirmed since the last one. If real
-messages were acknowledged, a persisted TimeTick at the confirmed watermark is
-appended to the backend (so backend readers can release their reorder buffers),
-then the messages and the tick go to the write-ahead buffer. Otherwise the
-TimeTick is not persisted: it only advances in-memory readers. Either way the
-tick passes through the chain, whose timetick step expires due transactions.
+Release on ack: soon after the ack manager confirms new messages (its listener,
+at most once per event-loop iteration) they go to the write-ahead buffer at
+once, covered by a not-persisted TimeTick at a fresh sync timestamp (or at the
+confirmed watermark if the TSO would have to wait). Tailing readers get them
+without waiting for a backend write or for the next periodic sync. Both are
+valid promises: every timetick at or below them is acknowledged.
 
+Persist: the periodic sync (every interval, and on demand) writes a persisted
+TimeTick at the confirmed watermark when messages were released since the last
+persisted one, or when asked to (a scanner catching up needs one it will reach
+in the log; close writes a last one). Every message at or below the watermark
+is in the log before it, so backend readers can release their reorder buffers
+and switch to the write-ahead buffer at it. Otherwise the sync's tick is not
+persisted and only advances in-memory readers. The sync's tick passes through
+the chain either way (whose timetick step expires due transactions); release
+ticks do not, so transactions expire at every sync as before.
+
+The buffer needs strictly increasing ticks and messages in timetick order, so
+every push happens synchronously right after the messages were taken from the
+ack manager, never across an await: a sync releases what it took before it
+writes its tick, and pushes the tick afterwards only if it is still the newest.
 One background task runs every sync, so there is at most one at a time; an
 on-demand request wakes it, and a persisted request wins over a non-persisted one.
 """
@@ -20,7 +34,7 @@ from collections.abc import Callable, Sequence
 
 from walstream.errors import FencedError, WALClosedError
 from walstream.message import ImmutableMessage, MessageID, MessageType, new_message
-from walstream.wal.ack import AckManager
+from walstream.wal.ack import AckManager, SyncResult
 from walstream.wal.chain import AppendFunc
 from walstream.wal.wab import WriteAheadBuffer
 
@@ -41,9 +55,14 @@ class TimeTickSync:
         hint_id: Callable[[], MessageID],
         interval_s: float,
         on_batch: Callable[[Sequence[ImmutableMessage]], None] | None = None,
+        release_on_ack: bool = True,
     ) -> None:
-        """Ticks go through ``append`` (the chain); ``hint_id`` names a stored id for
-        in-memory ticks if a persisted one fails; ``on_batch`` gets each sync's messages."""
+        """Sync ticks go through ``append`` (the chain); ``hint_id`` names a stored id for
+        in-memory ticks; ``on_batch`` gets each batch of released messages.
+
+        ``release_on_ack`` registers with ``ack_manager`` to release messages as
+        soon as they are confirmed; ``False`` releases them at syncs only.
+        """
         self._ack = ack_manager
         self._wab = wab
         self._append = append
@@ -56,8 +75,18 @@ class TimeTickSync:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._fatal: FencedError | None = None
+        # Timetick of the last persisted TimeTick, and of the newest message
+        # released: messages were released since the last persisted tick (which
+        # must then be written) iff the second is above the first.
+        self._persisted_timetick = wab.last_timetick
+        self._released_timetick = wab.last_timetick
+        self._releasing = release_on_ack
         self.persisted_ticks = 0
         """TimeTicks written to the backend by this sync (for tests and metrics)."""
+        self.releases = 0
+        """Batches released to the write-ahead buffer on ack, between syncs (for tests and metrics)."""
+        if release_on_ack:
+            ack_manager.set_listener(self._on_acknowledged)
 
     def start(self) -> None:
         """Start the periodic task (on the running loop)."""
@@ -92,9 +121,66 @@ class TimeTickSync:
         self._fail_waiters(WALClosedError("the WAL is closing: no more time-tick syncs"))
 
     async def final_sync(self) -> None:
-        """One last persisted sync at close, after :meth:`stop` (not concurrent with any)."""
-        if self._fatal is None:
-            await self._sync_once(force_persist=True)
+        """One last persisted sync at close, after :meth:`stop` (not concurrent with any).
+
+        Releasing on ack ends here: what is acknowledged later is not delivered.
+        """
+        try:
+            if self._fatal is None:
+                await self._sync_once(force_persist=True)
+        finally:
+            self._stop_releasing()
+
+    @property
+    def dirty(self) -> bool:
+        """Whether messages were released since the last persisted TimeTick."""
+        return self._released_timetick > self._persisted_timetick
+
+    def _stop_releasing(self) -> None:
+        if self._releasing:
+            self._releasing = False
+            self._ack.set_listener(None)
+
+    # --- release on ack ----------------------------------------------------------------
+
+    def _on_acknowledged(self) -> None:
+        # Called by the ack manager from the event loop (call_soon), never inside an ack.
+        if not self._releasing or self._fatal is not None:
+            return
+        # A fresh sync timestamp lets the tick promise up to "now" when nothing else is
+        # in flight; if the TSO would have to wait, the watermark itself is a valid
+        # tick: do not make readers wait for a TSO window extension.
+        result = self._ack.try_sync_nowait() or self._ack.take_acknowledged()
+        if not result.details:
+            return
+        try:
+            self._release(result)
+        except Exception:
+            # Cannot happen unless an invariant broke; keep the WAL running and say so.
+            log.exception("releasing acknowledged messages to the write-ahead buffer failed")
+        else:
+            self.releases += 1
+
+    def _release(self, result: SyncResult) -> None:
+        """Push ``result``'s messages with a not-persisted TimeTick at its timetick.
+
+        Synchronous: the caller took ``result`` from the ack manager without an
+        await since, so nothing newer reached the buffer in between.
+        """
+        messages = [detail.message for detail in result.details]  # in timetick order
+        self._wab.append(messages, self._memory_tick(result))
+        if messages:
+            self._released_timetick = max(self._released_timetick, messages[-1].timetick)
+        self._report(messages)
+
+    def _memory_tick(self, result: SyncResult) -> ImmutableMessage:
+        return (
+            new_message(MessageType.TIME_TICK, vchannel=None)
+            .with_timetick(result.timetick)
+            .with_last_confirmed(result.last_confirmed_message_id)
+            .with_not_persisted()
+            .into_immutable(self._hint_id())
+        )
 
     def _check(self) -> None:
         if self._fatal is not None:
@@ -139,14 +225,20 @@ class TimeTickSync:
 
     async def _sync_once(self, force_persist: bool) -> None:
         result = await self._ack.sync_and_get_acknowledged()
-        if result.timetick <= self._wab.last_timetick:
-            # A slow append holds the watermark back: nothing new can be promised yet.
+        tt = result.timetick
+        if result.details:
+            # Released before the tick is written, without an await in between:
+            # a release on ack during the write would otherwise push newer
+            # messages ahead of these.
+            self._release(result)
+        persist = (self.dirty or force_persist) and tt > self._persisted_timetick
+        if not persist and tt <= self._wab.last_timetick:
+            # A slow append holds the watermark back: nothing new can be promised
+            # yet, and the log already has a tick at it.
             return
-        messages = [detail.message for detail in result.details]  # in timetick order
-        persist = bool(messages) or force_persist
         tick = (
             new_message(MessageType.TIME_TICK, vchannel=None)
-            .with_timetick(result.timetick)
+            .with_timetick(tt)
             .with_last_confirmed(result.last_confirmed_message_id)
         )
         if not persist:
@@ -154,21 +246,18 @@ class TimeTickSync:
         try:
             appended = await self._append(tick)
         except BaseException:
-            # The messages are in the log already; the buffer must still get them
-            # in order, so cover them with an in-memory tick before giving up.
-            fallback = (
-                new_message(MessageType.TIME_TICK, vchannel=None)
-                .with_timetick(result.timetick)
-                .with_last_confirmed(result.last_confirmed_message_id)
-                .with_not_persisted()
-            )
-            self._wab.append(messages, fallback.into_immutable(self._hint_id()))
-            self._report(messages)
+            if tt > self._wab.last_timetick:
+                # Readers still learn that time moved on; the next sync retries the
+                # persisted tick (still dirty).
+                self._wab.append([], self._memory_tick(result))
             raise
         if persist:
             self.persisted_ticks += 1
-        self._wab.append(messages, tick.into_immutable(appended.message_id))
-        self._report(messages)
+            self._persisted_timetick = tt
+        # The buffer may have moved past it by releases during the append; the
+        # log has it anyway, and readers switching at it find what follows.
+        if tt > self._wab.last_timetick:
+            self._wab.append([], tick.into_immutable(appended.message_id))
 
     def _report(self, messages: Sequence[ImmutableMessage]) -> None:
         if messages and self._on_batch is not None:

@@ -7,8 +7,9 @@ All I/O is async; a backend whose client blocks runs those calls in threads.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -88,6 +89,20 @@ class WALImpl(AsyncClosing, ABC):
         Raises ``FencedError`` forever once a higher term took the pchannel,
         ``ReadOnlyWALError`` on an RO WAL, ``MessageTooLargeError`` over the limit.
         """
+
+    async def append_many(
+        self, messages: Sequence[MutableMessage]
+    ) -> list[MessageID | BaseException]:
+        """Store several messages; one outcome per message, in the order given.
+
+        An error fails only its own message (say, one too large); the others are
+        stored. As with concurrent ``append`` calls, the log may hold them in any
+        relative order. The default runs ``append`` for each, concurrently; a
+        backend that can queue many messages at once should override it.
+        """
+        return list(
+            await asyncio.gather(*(self.append(m) for m in messages), return_exceptions=True)
+        )
 
     @abstractmethod
     async def read(self, option: ReadOption) -> Scanner:

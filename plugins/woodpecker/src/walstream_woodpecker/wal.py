@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from walstream.errors import ReadOnlyWALError, WALClosedError
 from walstream.message import MessageID, MutableMessage, encode
@@ -74,6 +74,31 @@ class WoodpeckerWAL(WALImpl):
         self._check_open()
         entry = encode(message, self._settings.max_message_bytes, self._where)
         return await writer.append(entry)
+
+    async def append_many(
+        self, messages: Sequence[MutableMessage]
+    ) -> list[MessageID | BaseException]:
+        """Queue every message at once (stored in this order); one outcome each."""
+        writer = self._refuse_read_only("append")
+        self._check_open()
+        limit, where = self._settings.max_message_bytes, self._where
+        outcomes: list[MessageID | BaseException | asyncio.Future[WoodpeckerMessageID]] = []
+        for message in messages:
+            try:
+                outcomes.append(writer.enqueue(encode(message, limit, where)))
+            except Exception as exc:  # too large, or the writer stopped: this message only
+                outcomes.append(exc)
+        results: list[MessageID | BaseException] = []
+        for outcome in outcomes:
+            if isinstance(outcome, asyncio.Future):
+                try:
+                    # Queued together, they complete together: after the first, no suspension.
+                    results.append(await outcome)
+                except Exception as exc:
+                    results.append(exc)
+            else:
+                results.append(outcome)
+        return results
 
     async def read(self, option: ReadOption) -> Scanner:
         """Open a scanner; see ``walstream_woodpecker.start`` for where each policy starts."""

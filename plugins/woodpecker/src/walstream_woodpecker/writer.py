@@ -107,6 +107,13 @@ class SegmentWriter:
 
     async def append(self, data: bytes) -> WoodpeckerMessageID:
         """Queue one encoded entry; return its id once its block is durable."""
+        return await self.enqueue(data)
+
+    def enqueue(self, data: bytes) -> asyncio.Future[WoodpeckerMessageID]:
+        """Queue one encoded entry; the future is its id once its block is durable.
+
+        Entries are stored in the order they are queued.
+        """
         if self._error is not None or self._closing:
             self.check_usable()
         fut: asyncio.Future[WoodpeckerMessageID] = self._loop.create_future()
@@ -123,7 +130,7 @@ class SegmentWriter:
             or len(pending) >= self._settings.flush_max_entries
         ):
             self._wake.set()  # a full batch flushes at once
-        return await fut
+        return fut
 
     async def truncate(self, point: WoodpeckerMessageID) -> None:
         """Persist ``point`` as the truncation point and delete segments wholly before it."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from walstream.message import MutableMessage
-from walstream.wal.chain import AppendFunc, AppendResult, Interceptor
+from walstream.wal.chain import AppendFunc, AppendResult, BatchAppendFunc, Interceptor, Outcome
 from walstream.wal.interceptors.rwlock import RWLock
 from walstream.wal.txn_manager import TxnManager
 
@@ -65,4 +65,29 @@ class LockInterceptor(Interceptor):
                 if lock.idle:
                     del self._vchannels[vchannel]
         finally:
+            self._global.release(write=False)
+
+    async def do_append_batch(
+        self, messages: list[MutableMessage], next_: BatchAppendFunc
+    ) -> list[Outcome]:
+        """Read locks of every vchannel in the batch (sorted: no lock-order cycles), held once."""
+        vchannels = sorted({m.vchannel for m in messages} - {self._pchannel, ""})
+        if not self._global.try_acquire(write=False):
+            await self._global.acquire(write=False)
+        held: list[tuple[str, RWLock]] = []
+        try:
+            for vchannel in vchannels:
+                lock = self._vchannels.get(vchannel)
+                if lock is None:
+                    lock = self._vchannels[vchannel] = RWLock()
+                if not lock.try_acquire(write=False):
+                    # Registered as held only once granted: a cancelled wait holds nothing.
+                    await lock.acquire(write=False)
+                held.append((vchannel, lock))
+            return await next_(messages)
+        finally:
+            for vchannel, lock in held:
+                lock.release(write=False)
+                if lock.idle:
+                    del self._vchannels[vchannel]
             self._global.release(write=False)

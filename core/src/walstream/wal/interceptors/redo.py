@@ -16,7 +16,14 @@ from collections.abc import Awaitable
 from typing import ClassVar
 
 from walstream.message import MutableMessage
-from walstream.wal.chain import AppendFunc, AppendResult, Interceptor, RedoError
+from walstream.wal.chain import (
+    AppendFunc,
+    AppendResult,
+    BatchAppendFunc,
+    Interceptor,
+    Outcome,
+    RedoError,
+)
 from walstream.wal.errors import RedoLimitError
 
 __all__ = ["RedoInterceptor"]
@@ -56,10 +63,46 @@ class RedoInterceptor(Interceptor):
             # only a full collection would free).
             last = None
             return result
-        raise RedoLimitError(
-            f"a {message.message_type.name} append on vchannel {message.vchannel!r} was redone "
-            f"{self._max_attempts} times (redo_max_attempts) without succeeding: {last}"
-        ) from last
+        raise _limit_error(message, self._max_attempts, last)
+
+    async def do_append_batch(
+        self, messages: list[MutableMessage], next_: BatchAppendFunc
+    ) -> list[Outcome]:
+        """Append the batch; the messages that raised ``RedoError`` run again, together."""
+        outcomes: list[Outcome | None] = [None] * len(messages)
+        todo = list(range(len(messages)))
+        for attempt in range(1, self._max_attempts + 1):
+            results = await next_([messages[i] for i in todo])
+            redo: list[int] = []
+            ready: list[Awaitable[object]] = []
+            for i, outcome in zip(todo, results, strict=True):
+                outcomes[i] = outcome
+                if isinstance(outcome, RedoError):
+                    redo.append(i)
+                    if outcome.ready is not None:
+                        ready.append(outcome.ready)
+            if not redo:
+                break
+            log.debug("redo %d of %d batched appends", attempt, len(redo))
+            if attempt < self._max_attempts:
+                if ready:
+                    await asyncio.gather(*(wait_ready(r, self._ready_timeout_s) for r in ready))
+                todo = redo
+            else:
+                for i in redo:
+                    last = outcomes[i]
+                    assert isinstance(last, RedoError)
+                    outcomes[i] = _limit_error(messages[i], self._max_attempts, last)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _limit_error(message: MutableMessage, attempts: int, last: RedoError | None) -> RedoLimitError:
+    error = RedoLimitError(
+        f"a {message.message_type.name} append on vchannel {message.vchannel!r} was redone "
+        f"{attempts} times (redo_max_attempts) without succeeding: {last}"
+    )
+    error.__cause__ = last
+    return error
 
 
 async def wait_ready(ready: Awaitable[object], timeout_s: float) -> None:

@@ -17,8 +17,8 @@ import functools
 from typing import ClassVar
 
 from walstream.message import MessageType, MutableMessage
-from walstream.wal.ack import AckManager
-from walstream.wal.chain import AppendFunc, AppendResult, Interceptor
+from walstream.wal.ack import Acker, AckManager
+from walstream.wal.chain import AppendFunc, AppendResult, BatchAppendFunc, Interceptor, Outcome
 from walstream.wal.interceptors.txn import TxnDispatcher, TxnStep
 
 __all__ = ["TimeTickInterceptor"]
@@ -95,6 +95,64 @@ class TimeTickInterceptor(Interceptor):
             acker.last_confirmed_message_id,
             session.txn_context if session is not None else message.txn_context,
         )
+
+    async def do_append_batch(
+        self, messages: list[MutableMessage], next_: BatchAppendFunc
+    ) -> list[Outcome]:
+        """Stamp every message (timeticks in batch order), append them together, ack each.
+
+        A batch holds no TimeTick and no transaction message. As for one message,
+        once the inner append started a cancellation waits for it to end (a second
+        one cancels it), so every allocated timetick is acknowledged.
+        """
+        ack = self._ack
+        ackers: list[Acker] = []
+        try:
+            for message in messages:
+                acker = ack.try_allocate(None)
+                if acker is None:
+                    acker = await ack.allocate_waiting(None)
+                ackers.append(acker)
+                message.with_timetick(acker.timestamp).with_last_confirmed(
+                    acker.last_confirmed_message_id
+                )
+        except BaseException as exc:
+            for acker in ackers:
+                acker.ack(exc)
+            raise
+        inner = asyncio.ensure_future(next_(messages))
+        cancelled: asyncio.CancelledError | None = None
+        while not inner.done():
+            try:
+                await asyncio.shield(inner)
+            except asyncio.CancelledError as exc:
+                if cancelled is not None and not inner.done():
+                    inner.cancel()  # cancelled twice: stop the appends themselves
+                cancelled = exc
+            except BaseException:
+                pass  # read from ``inner`` below
+        outcomes: list[Outcome]
+        if inner.cancelled():
+            outcomes = [cancelled or asyncio.CancelledError()] * len(messages)
+        elif (error := inner.exception()) is not None:
+            outcomes = [error] * len(messages)
+        else:
+            outcomes = inner.result()
+        results: list[Outcome] = []
+        for message, acker, outcome in zip(messages, ackers, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                acker.ack(outcome)
+                results.append(outcome)
+            else:
+                acker.ack(message.into_immutable(outcome.message_id))
+                results.append(
+                    AppendResult(
+                        outcome.message_id, acker.timestamp, acker.last_confirmed_message_id
+                    )
+                )
+        if cancelled is not None:
+            raise cancelled
+        return results
 
 
 _TXN_CONTROL = frozenset({MessageType.BEGIN_TXN, MessageType.COMMIT_TXN, MessageType.ROLLBACK_TXN})

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from walstream.message import MessageType, MutableMessage
-from walstream.wal.chain import AppendFunc, AppendResult, Interceptor
-from walstream.wal.vchannels import VChannelRegistry
+from walstream.wal.chain import AppendFunc, AppendResult, BatchAppendFunc, Interceptor, Outcome
+from walstream.wal.vchannels import VChannelRegistry, VChannelState
 
 __all__ = ["VChannelInterceptor"]
 
@@ -45,3 +45,31 @@ class VChannelInterceptor(Interceptor):
         if mtype is MessageType.DROP_COLLECTION:
             self._registry.dropped(vchannel)
         return result
+
+    async def do_append_batch(
+        self, messages: list[MutableMessage], next_: BatchAppendFunc
+    ) -> list[Outcome]:
+        """Refuse each message whose vchannel is not writable; the rest go on together.
+
+        A batch holds no Create/DropCollection (exclusive) and no Flush (WAL-generated).
+        """
+        outcomes: list[Outcome | None] = [None] * len(messages)
+        passing: list[MutableMessage] = []
+        where: list[int] = []
+        registry, pchannel, alive = self._registry, self._pchannel, VChannelState.ALIVE
+        for i, message in enumerate(messages):
+            vchannel = message.vchannel
+            if vchannel and vchannel != pchannel and registry.state(vchannel) is not alive:
+                try:
+                    registry.check_writable(vchannel, f"a {message.message_type.name} message")
+                except Exception as exc:
+                    outcomes[i] = exc
+                    continue
+            passing.append(message)
+            where.append(i)
+        if len(passing) == len(messages):
+            return await next_(messages)
+        if passing:
+            for i, outcome in zip(where, await next_(passing), strict=True):
+                outcomes[i] = outcome
+        return [outcome for outcome in outcomes if outcome is not None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -37,6 +37,9 @@ from walstream.walimpls.options import PChannelInfo
 log = logging.getLogger(__name__)
 
 Sealed = list[tuple[GrowingSegment, str]]
+
+_Member = tuple[int, MutableMessage, pb.InsertMessageHeader, pb.PartitionSegmentAssignment]
+"""One insert of a batch: its index, the message, its decoded header and its one partition."""
 
 CREATED_HOOK = "walstream_segment_created"
 
@@ -88,7 +91,7 @@ class InsertAssigner:
         self._allocate = allocate_segment_id
         self._clock = clock
 
-    async def assign(self, message: MutableMessage) -> Reservation:
+    def assign(self, message: MutableMessage) -> Reservation:
         """Write a segment id into every partition of ``message``'s header and reserve room.
 
         Raises ``RedoError`` when the insert must run again with a fresh timetick
@@ -134,6 +137,92 @@ class InsertAssigner:
         set_header(message, header)
         self._emitter.flush_soon(sealed)
         return reservation
+
+    def assign_batch(self, messages: Sequence[MutableMessage]) -> list[Reservation | Exception]:
+        """:meth:`assign` for each Insert of a batch; a refusal is that insert's outcome.
+
+        The single-partition inserts of one partition are offered to the policies
+        together, as one insert of their summed rows and bytes: when that fits the
+        first eligible segment with nothing to seal, they all go there (a segment
+        that takes the sum takes each part in turn). Otherwise, and for inserts into
+        several partitions, each insert is assigned on its own, in batch order.
+        """
+        outcomes: list[Reservation | Exception | None] = [None] * len(messages)
+        groups: dict[tuple[str, int, int], list[_Member]] = {}
+        for i, message in enumerate(messages):
+            try:
+                header = message.header()
+            except Exception as exc:
+                outcomes[i] = exc
+                continue
+            assert isinstance(header, pb.InsertMessageHeader)
+            if len(header.partitions) != 1:
+                outcomes[i] = self._assign_one(message)
+                continue
+            part = header.partitions[0]
+            key = (message.vchannel, header.collection_id, part.partition_id)
+            groups.setdefault(key, []).append((i, message, header, part))
+        now = self._clock()
+        for key, members in groups.items():
+            if not self._assign_together(key, members, outcomes, now):
+                for i, message, _, _ in members:
+                    outcomes[i] = self._assign_one(message)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _assign_one(self, message: MutableMessage) -> Reservation | Exception:
+        try:
+            return self.assign(message)
+        except Exception as exc:
+            return exc
+
+    def _assign_together(
+        self,
+        key: tuple[str, int, int],
+        members: list[_Member],
+        outcomes: list[Reservation | Exception | None],
+        now: float,
+    ) -> bool:
+        """Assign ``members`` (one partition) to one segment if it takes them all at once."""
+        vchannel, collection_id, partition_id = key
+        coll = self._manager.find_collection(vchannel, collection_id)
+        shard = coll.partitions.get(partition_id) if coll is not None else None
+        if coll is None or shard is None:
+            return False  # each insert gets its own clear refusal
+        oldest = min(message.timetick for _, message, _, _ in members)
+        if oldest <= coll.fence_timetick:
+            return False
+        eligible = [s for s in shard.growing if s.create_timetick < oldest]
+        if not eligible or len(eligible) < len(shard.growing):
+            return False
+        parts = [
+            InsertStats(
+                collection_id, partition_id, vchannel, part.rows, part.binary_size or message.size
+            )
+            for _, message, _, part in members
+        ]
+        together = InsertStats(
+            collection_id,
+            partition_id,
+            vchannel,
+            sum(p.rows for p in parts),
+            sum(p.binary_bytes for p in parts),
+        )
+        try:
+            plan = self._chain.assign([s.view() for s in eligible], together, now)
+        except InsertTooLargeError:
+            return False  # the sum may be too large where each part is not
+        if plan.seals or plan.segment_id is None:
+            return False
+        segment = self._manager.growing_segment(plan.segment_id)
+        assert segment is not None, "the chain chose a segment that is not growing"
+        segment_id = segment.segment_id
+        for (i, message, header, part), insert in zip(members, parts, strict=True):
+            part.segment_assignment.segment_id = segment_id
+            set_header(message, header)
+            reservation = Reservation()
+            reservation.add(segment, insert)
+            outcomes[i] = reservation
+        return True
 
     def _pick(
         self, shard: PartitionShard, insert: InsertStats, timetick: int, sealed: Sealed

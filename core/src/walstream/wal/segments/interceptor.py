@@ -25,8 +25,8 @@ from typing import ClassVar
 from walstream.message import ImmutableMessage, Message, MessageType, MutableMessage
 from walstream.policy import SealDecision, SealPolicyChain, SealReason
 from walstream.proto import messages_pb2 as pb
-from walstream.wal.chain import AppendFunc, AppendResult, Interceptor
-from walstream.wal.segments.assign import InsertAssigner
+from walstream.wal.chain import AppendFunc, AppendResult, BatchAppendFunc, Interceptor, Outcome
+from walstream.wal.segments.assign import InsertAssigner, Reservation
 from walstream.wal.segments.emitter import FlushEmitter
 from walstream.wal.segments.ids import SegmentIdAllocator, TimetickSeededIds
 from walstream.wal.segments.manager import SegmentManager
@@ -122,7 +122,7 @@ class SegmentAssignInterceptor(Interceptor):
         return await next_(message)
 
     async def _insert(self, message: MutableMessage, next_: AppendFunc) -> AppendResult:
-        reservation = await self._assigner.assign(message)
+        reservation = self._assigner.assign(message)
         try:
             result = await next_(message)
         except BaseException:
@@ -130,6 +130,58 @@ class SegmentAssignInterceptor(Interceptor):
             raise
         reservation.commit(self._clock())
         return result
+
+    async def do_append_batch(
+        self, messages: list[MutableMessage], next_: BatchAppendFunc
+    ) -> list[Outcome]:
+        """Assign every Insert and check every Delete's collection, append the rest together.
+
+        A batch holds only plain messages (no DDL, ManualFlush or SchemaChange: they
+        are exclusive). A refused message (``RedoError`` included) is its outcome.
+        """
+        outcomes: list[Outcome | None] = [None] * len(messages)
+        inserts = [m for m in messages if m.message_type is MessageType.INSERT]
+        assigned = iter(self._assigner.assign_batch(inserts) if inserts else ())
+        passing: list[MutableMessage] = []
+        where: list[int] = []
+        reservations: list[Reservation | None] = []
+        for i, message in enumerate(messages):
+            mtype = message.message_type
+            reservation: Reservation | None = None
+            if mtype is MessageType.INSERT:
+                assignment = next(assigned)
+                if isinstance(assignment, Exception):
+                    outcomes[i] = assignment
+                    continue
+                reservation = assignment
+            elif mtype is MessageType.DELETE:
+                try:
+                    header = message.header()
+                    assert isinstance(header, pb.DeleteMessageHeader)
+                    self._manager.collection(message.vchannel, header.collection_id)
+                except Exception as exc:
+                    outcomes[i] = exc
+                    continue
+            passing.append(message)
+            where.append(i)
+            reservations.append(reservation)
+        if passing:
+            try:
+                results = await next_(passing)
+            except BaseException:
+                for reservation in reservations:
+                    if reservation is not None:
+                        reservation.release()
+                raise
+            now = self._clock()
+            for i, reservation, result in zip(where, reservations, results, strict=True):
+                outcomes[i] = result
+                if reservation is not None:
+                    if isinstance(result, BaseException):
+                        reservation.release()
+                    else:
+                        reservation.commit(now)
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def observe(self, message: ImmutableMessage) -> None:
         """Replay one logged message at WAL open: collections and partitions, no segments.

@@ -102,6 +102,10 @@ class SegmentManager:
             )
         return coll
 
+    def find_collection(self, vchannel: str, collection_id: int) -> CollectionShard | None:
+        """The collection, or ``None`` if it is not known."""
+        return self._collections.get((vchannel, collection_id))
+
     def partition(self, vchannel: str, collection_id: int, partition_id: int) -> PartitionShard:
         """The partition, or ``CollectionNotFoundError`` / ``PartitionNotFoundError`` naming it."""
         coll = self.collection(vchannel, collection_id)
