@@ -210,12 +210,13 @@ async def test_wab_gets_txn_messages_after_sync(tso: TimestampOracle) -> None:
         types = []
         while (msg := cursor.try_next()) is not None:
             types.append(msg.message_type)
-        assert types == [
+        # Each release covers its messages with a tick of its own (held, persisted or not).
+        assert [t for t in types if t is not MessageType.TIME_TICK] == [
             MessageType.BEGIN_TXN,
             MessageType.INSERT,
             MessageType.COMMIT_TXN,
-            MessageType.TIME_TICK,
         ]
+        assert types[-1] is MessageType.TIME_TICK
     finally:
         await wal.close()
 

@@ -108,11 +108,14 @@ def test_eviction_by_bytes_keeps_the_last_element(log: Log) -> None:
     assert drain(wab.read_from_exclusive_timetick(floor))[-1] == 10
     with pytest.raises(EvictedError):
         wab.read_from_exclusive_timetick(floor - 1)
-    # a single message above the capacity still stays: it is the last one
+    # a message above the capacity goes at once; the last entry (its tick) always stays
     huge = log.data(11, b"h" * 5000)
     wab.append([huge], log.tick(12, persisted=False))
     assert len(wab) == 1
-    assert drain(wab.read_from_exclusive_timetick(10)) == [11, 12]
+    assert wab.floor_timetick == 11
+    assert drain(wab.read_from_exclusive_timetick(11)) == [12]
+    with pytest.raises(EvictedError):
+        wab.read_from_exclusive_timetick(10)
 
 
 def test_eviction_by_age_with_a_fake_clock(log: Log) -> None:
@@ -243,14 +246,16 @@ async def test_close_wakes_a_blocked_next(log: Log) -> None:
             await task
 
 
-async def test_not_persisted_ticks_advance_readers_without_being_stored(log: Log) -> None:
+async def test_not_persisted_ticks_are_held_like_persisted_ones(log: Log) -> None:
+    """An in-memory tick is held too: a reader behind the newest tick still gets it."""
     wab = WriteAheadBuffer(log.tick(1))
     wab.append([log.data(2)], log.tick(3))
     tailing = wab.read_from_exclusive_timetick(3)
-    before = (len(wab), wab.bytes, wab.next_offset)
+    lagging = wab.read_from_exclusive_timetick(1)
+    before = (len(wab), wab.next_offset)
     np = log.tick(5, persisted=False)
     wab.append([], np)
-    assert (len(wab), wab.bytes, wab.next_offset) == before
+    assert (len(wab), wab.next_offset) == (before[0] + 1, before[1] + 1)
     assert wab.last_timetick == 5
     assert wab.last_timetick_message is np
     async with asyncio.timeout(WAIT):
@@ -258,9 +263,10 @@ async def test_not_persisted_ticks_advance_readers_without_being_stored(log: Log
     assert tailing.try_next() is None, "the latest tick is delivered once"
     # a reader starting between the last stored message and the tick gets the tick
     assert drain(wab.read_from_exclusive_timetick(4)) == [5]
-    # then stored messages continue after it
     wab.append([log.data(6)], log.tick(7, persisted=False))
     assert drain(tailing) == [6, 7]
+    # the lagging reader sees every tick between the batches, not only the newest
+    assert drain(lagging) == [2, 3, 5, 6, 7]
     assert wab.last_timetick_message.timetick == 7
 
 
@@ -382,8 +388,7 @@ def test_a_reader_gets_exactly_what_follows_its_timetick_or_evicted(
         tt += 1
         wab.append(data, log.tick(tt, persisted=persisted or bool(data)))
         stored += [m.timetick for m in data]
-        if persisted or data:
-            stored.append(tt)
+        stored.append(tt)  # every tick is held, persisted or not
     assert wab.bytes <= capacity or len(wab) == 1
     at = min(start, tt)
     try:
@@ -413,7 +418,7 @@ def test_ticks_at_the_newest_message_timetick_are_read_like_any_other(
 ) -> None:
     """As above, but a batch's tick may sit at its newest message's timetick (a sync whose
     watermark is that message): a read yields every stored entry above its timetick,
-    the tick included, and the latest not-stored tick once if it is above all of them."""
+    the tick included (persisted or not)."""
     log = Log()
     wab = WriteAheadBuffer(log.tick(0), capacity_bytes=capacity)
     stored: list[int] = [0]
@@ -427,8 +432,7 @@ def test_ticks_at_the_newest_message_timetick_are_read_like_any_other(
             tt += 1
         wab.append(data, log.tick(tt, persisted=persisted or bool(data)))
         stored += [m.timetick for m in data]
-        if persisted or data:
-            stored.append(tt)
+        stored.append(tt)  # every tick is held, persisted or not
     at = min(start, tt)
     try:
         cursor = wab.read_from_exclusive_timetick(at)

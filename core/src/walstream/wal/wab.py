@@ -1,4 +1,4 @@
-"""Write-ahead buffer: the recent persisted messages of a pchannel, in timetick order.
+"""Write-ahead buffer: the recent persisted messages of a pchannel and their ticks, in timetick order.
 
 The WAL's time-tick sync is the only writer: after each sync it appends the
 messages acknowledged since the previous one plus the TimeTick that covers them.
@@ -100,8 +100,8 @@ class WriteAheadBuffer:
 
         ``messages`` must be persisted, in timetick order, with timeticks in
         ``(last_timetick, tick.timetick]``; ``tick`` must be a TimeTick above the
-        last one. A not-persisted tick only advances ``last_timetick`` (readers see
-        it as the latest tick) and is not stored. Broken invariants raise
+        last one, persisted or not (a not-persisted tick is held like any other, so
+        readers behind the newest tick still see it). Broken invariants raise
         ``WALInvariantError`` and change nothing. Ignored after ``close()``.
         """
         if self._closed:
@@ -132,8 +132,10 @@ class WriteAheadBuffer:
             prev = mtt
         now = self._clock()
         self._push(messages, now)
-        if tick.is_persisted:
-            self._push([tick], now)
+        # Every tick is held, persisted or not: a reader behind the newest tick needs
+        # the ticks between batches too, or its reorder buffer would hold everything
+        # it reads until it reaches the end.
+        self._push([tick], now)
         self._last_tick = tick
         self._evict(now)
         self._wake()
@@ -167,8 +169,9 @@ class WriteAheadBuffer:
         entries = self._entries
         start = self._head
         head = start
-        # The last entry is never evicted: a catch-up reader must always be able
-        # to land on the newest persisted message and switch to the buffer.
+        # The last entry (a tick) is never evicted, so the floor stays at or below the
+        # newest persisted message: a catch-up reader can always reach it in the backend
+        # and switch to the buffer.
         last = len(entries) - 1
         while head < last:
             entry = entries[head]
