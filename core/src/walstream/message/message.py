@@ -40,6 +40,9 @@ def _non_negative_int(value: object, what: str) -> int:
     return value
 
 
+_term_text: dict[int, str] = {}
+"""Property text of the WAL terms stamped so far (a handful per process)."""
+
 _last_confirmed_text: tuple[MessageID | None, str] = (None, "")
 """The last id ``with_last_confirmed`` encoded, and its property text (ids are immutable)."""
 
@@ -142,6 +145,16 @@ class Message:
             )
         self._timetick = value
         return value
+
+    @property
+    def has_txn_context(self) -> bool:
+        """Whether the message belongs to a transaction (cheaper than ``txn_context``)."""
+        return P.TXN_CONTEXT in self._properties
+
+    @property
+    def has_barrier_timetick(self) -> bool:
+        """Whether the producer asked for a barrier timetick."""
+        return P.BARRIER_TIMETICK in self._properties
 
     @property
     def barrier_timetick(self) -> int | None:
@@ -249,7 +262,13 @@ class MutableMessage(Message):
 
     def with_wal_term(self, term: int) -> Self:
         """Stamp the term of the writing WAL."""
-        self._set(P.WAL_TERM, str(_non_negative_int(term, "term")))
+        text = _term_text.get(term)
+        if text is None:
+            # Every append stamps the term, and a process writes few terms: text once each.
+            text = str(_non_negative_int(term, "term"))
+            if len(_term_text) < 64:
+                _term_text[term] = text
+        self._set(P.WAL_TERM, text)
         return self
 
     def with_txn_context(self, txn: pb.TxnContext) -> Self:

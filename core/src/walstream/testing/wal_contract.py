@@ -481,6 +481,55 @@ class WALBackendContract:
 
         run(go(), timeout=120)
 
+    def test_append_many(self, wal_backend: WALBackendSpec) -> None:
+        """``append_many``: one outcome per message, an oversize one fails alone, the rest are
+        stored once each, unchanged, and their ids order them as a reader gets them."""
+
+        async def go() -> None:
+            async with self.opener(wal_backend) as opener:
+                limit = opener.capabilities.max_message_bytes
+                wal = await opener.open(PChannelInfo(unique_pchannel("many"), 1))
+                messages = [
+                    MutableMessage.raw(
+                        f"many {i} ✓".encode() + bytes([i]) * (i % 7), {"i": str(i), "u": "ñ😀"}
+                    )
+                    for i in range(50)
+                ]
+                over = 25
+                messages[over] = MutableMessage.raw(os.urandom(limit + 1), {"i": str(over)})
+                outcomes = await asyncio.wait_for(wal.append_many(messages), 60)
+                assert len(outcomes) == len(messages), "append_many must give one outcome each"
+                for i, outcome in enumerate(outcomes):
+                    if i == over:
+                        assert isinstance(outcome, MessageTooLargeError), (
+                            f"the oversize message got {outcome!r}"
+                        )
+                        assert str(limit) in str(outcome)
+                    else:
+                        assert isinstance(outcome, MessageID), f"message {i} got {outcome!r}"
+                written = sorted(
+                    (
+                        Written(outcome, message)
+                        for outcome, message in zip(outcomes, messages, strict=True)
+                        if isinstance(outcome, MessageID)
+                    ),
+                    key=lambda w: w.message_id,
+                )
+                ids = [w.message_id for w in written]
+                assert len(set(ids)) == len(ids), "two messages of a batch got the same id"
+                tail = MutableMessage.raw(b"after many", {"i": "tail"})
+                tail_id = await wal.append(tail)
+                assert ids[-1] < tail_id, "an append after append_many must get a larger id"
+                written.append(Written(tail_id, tail))
+                async with await wal.read(ReadOption("many", deliver_policy=DeliverAll())) as s:
+                    got = await read_n(s, len(written))
+                    assert await read_idle(s, 0.5) == [], "a message was stored twice"
+                assert_strictly_increasing(got)
+                assert_same_stream(got, written)  # the batch's ids sort it in read order
+                await wal.close()
+
+        run(go(), timeout=120)
+
     def test_message_id_contract(self, wal_backend: WALBackendSpec) -> None:
         """LT/LTE/EQ truth table, marshal round trip through the registry, garbage refused."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -166,6 +166,9 @@ class AckManager:
         self._allocate_nowait: Callable[[int], int | None] | None = getattr(
             tso, "allocate_nowait", None
         )
+        self._allocate_many_nowait: Callable[[int], int | None] | None = getattr(
+            tso, "allocate_many_nowait", None
+        )
         # Serialises allocation so timestamps join _pending in TSO order: the
         # watermark walks _pending front to back and must never skip one that
         # the TSO handed out but is not registered yet.
@@ -242,6 +245,52 @@ class AckManager:
                 return self._register(ts, barrier)
         return None
 
+    def try_allocate_many(self, count: int) -> list[Acker] | None:
+        """``count`` consecutive timeticks if that needs no wait, else ``None``.
+
+        As :meth:`try_allocate` for a batch (TSO ``allocate_many_nowait``): one clock
+        read and one last-confirmed lookup for all of them, in timetick order.
+        """
+        allocate_many = self._allocate_many_nowait
+        if allocate_many is None or self._lock.locked() or count < 1:
+            return None
+        first = allocate_many(count)
+        if first is None:
+            return None
+        if first <= self._last_allocated:
+            raise WALInvariantError(
+                f"the TSO handed out {first}, not above the last allocated timetick "
+                f"{self._last_allocated}"
+            )
+        last_confirmed = self._last_confirmed.advance(self._watermark)
+        ackers = [Acker(self, ts, last_confirmed) for ts in range(first, first + count)]
+        self._last_allocated = first + count - 1
+        self._pending.extend(ackers)
+        return ackers
+
+    def ack_many(self, results: Sequence[tuple[Acker, ImmutableMessage | BaseException]]) -> None:
+        """``acker.ack(result)`` for each pair (no transaction messages), confirming once."""
+        end = self._last_allocated
+        push = self._last_confirmed.push
+        for acker, result in results:
+            if acker._acked:
+                raise AlreadyAckedError(
+                    f"the timetick {acker.timestamp} was already acknowledged; each Acker is "
+                    f"acked once"
+                )
+            acker._acked = True
+            if isinstance(result, ImmutableMessage):
+                if result.timetick != acker.timestamp:
+                    raise WALInvariantError(
+                        f"acked message {result!r} has timetick {result.timetick}, "
+                        f"but its Acker allocated {acker.timestamp}"
+                    )
+                acker._detail = AckDetail(
+                    acker.timestamp, result, end, acker.last_confirmed_message_id, None
+                )
+                push(result.message_id, end, None)
+        self._confirm()
+
     async def allocate_waiting(self, barrier: int | None = None) -> Acker:
         """``allocate`` after :meth:`try_allocate` returned ``None``: waits for the TSO."""
         async with self._lock:
@@ -280,6 +329,10 @@ class AckManager:
             )
             acker._detail = detail
             self._last_confirmed.push(result.message_id, detail.end_timestamp, txn_session)
+        self._confirm()
+
+    def _confirm(self) -> None:
+        """Move the watermark over the acknowledged front of the pending allocations."""
         pending = self._pending
         while pending and pending[0].acknowledged:
             done = pending.popleft()

@@ -123,7 +123,16 @@ class BackendAppender:
         """
         self.check_usable()
         deadline = time.monotonic() + self._retry_timeout
-        stored = await self._impl.append_many(messages)
+        stored: list[MessageID | BaseException]
+        try:
+            stored = await self._impl.append_many(messages)
+        except Exception as exc:
+            # The call failed as a whole: each message retries on its own if it may.
+            if isinstance(exc, FencedError):
+                self._fence(exc)
+            if is_final_append_error(exc):
+                raise
+            stored = [exc] * len(messages)
         outcomes: list[Outcome] = []
         retry: list[int] = []
         last: MessageID | None = None

@@ -103,13 +103,10 @@ def batchable(message: MutableMessage) -> bool:
     Those take write locks, drive transaction sessions or need a timetick of their
     own choosing, so they run through the chain one at a time.
     """
-    mtype = message.message_type
-    return not (
-        mtype.is_exclusive_required
-        or mtype.is_self_controlled
-        or mtype in _UNBATCHABLE
-        or message.txn_context is not None
-        or message.barrier_timetick is not None
+    return (
+        message.message_type in _BATCHABLE_TYPES
+        and not message.has_txn_context
+        and not message.has_barrier_timetick
     )
 
 
@@ -162,6 +159,15 @@ class _BatchStep:
         return self._do_append_batch(messages, self._next)
 
 
-_UNBATCHABLE = frozenset(
-    {MessageType.BEGIN_TXN, MessageType.COMMIT_TXN, MessageType.ROLLBACK_TXN, MessageType.TXN}
+_BATCHABLE_TYPES = frozenset(
+    t
+    for t in MessageType
+    if not (t.is_exclusive_required or t.is_self_controlled)
+    and t
+    not in (
+        MessageType.BEGIN_TXN,
+        MessageType.COMMIT_TXN,
+        MessageType.ROLLBACK_TXN,
+        MessageType.TXN,
+    )
 )

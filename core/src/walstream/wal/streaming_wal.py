@@ -197,11 +197,13 @@ class StreamingWAL:
             )
         rw = self._writer()
         message.with_wal_term(self.channel.term)
+        if self._settings.append_batch_max > 1 and batchable(message):
+            # Counted in flight until its batch ends, even if this caller is cancelled:
+            # close() must not close the backend under it.
+            return await self._enqueue(message)
         self._in_flight += 1
         self._idle.clear()
         try:
-            if self._settings.append_batch_max > 1 and batchable(message):
-                return await self._enqueue(message)
             return await rw.chain(message)
         finally:
             self._in_flight -= 1
@@ -217,6 +219,8 @@ class StreamingWAL:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AppendResult] = loop.create_future()
+        self._in_flight += 1
+        self._idle.clear()
         queued = self._queued
         queued.append((message, future))
         if len(queued) == 1:
@@ -235,6 +239,16 @@ class StreamingWAL:
         self, batch: list[tuple[MutableMessage, asyncio.Future[AppendResult]]]
     ) -> None:
         # A caller cancelled while waiting does not take its message out: it may be stored.
+        try:
+            await self._append_batch(batch)
+        finally:
+            self._in_flight -= len(batch)
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _append_batch(
+        self, batch: list[tuple[MutableMessage, asyncio.Future[AppendResult]]]
+    ) -> None:
         try:
             rw = self._writer()
             outcomes = await rw.batch_chain([message for message, _ in batch])

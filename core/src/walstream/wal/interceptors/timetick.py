@@ -16,7 +16,7 @@ import asyncio
 import functools
 from typing import ClassVar
 
-from walstream.message import MessageType, MutableMessage
+from walstream.message import ImmutableMessage, MessageType, MutableMessage
 from walstream.wal.ack import Acker, AckManager
 from walstream.wal.chain import AppendFunc, AppendResult, BatchAppendFunc, Interceptor, Outcome
 from walstream.wal.interceptors.txn import TxnDispatcher, TxnStep
@@ -106,20 +106,20 @@ class TimeTickInterceptor(Interceptor):
         one cancels it), so every allocated timetick is acknowledged.
         """
         ack = self._ack
-        ackers: list[Acker] = []
-        try:
-            for message in messages:
-                acker = ack.try_allocate(None)
-                if acker is None:
-                    acker = await ack.allocate_waiting(None)
-                ackers.append(acker)
-                message.with_timetick(acker.timestamp).with_last_confirmed(
-                    acker.last_confirmed_message_id
-                )
-        except BaseException as exc:
-            for acker in ackers:
-                acker.ack(exc)
-            raise
+        ackers = ack.try_allocate_many(len(messages))
+        if ackers is None:
+            ackers = []
+            try:
+                for _ in messages:
+                    acker = ack.try_allocate(None)
+                    ackers.append(acker if acker is not None else await ack.allocate_waiting(None))
+            except BaseException as exc:
+                ack.ack_many([(acker, exc) for acker in ackers])
+                raise
+        for message, acker in zip(messages, ackers, strict=True):
+            message.with_timetick(acker.timestamp).with_last_confirmed(
+                acker.last_confirmed_message_id
+            )
         inner = asyncio.ensure_future(next_(messages))
         cancelled: asyncio.CancelledError | None = None
         while not inner.done():
@@ -139,17 +139,19 @@ class TimeTickInterceptor(Interceptor):
         else:
             outcomes = inner.result()
         results: list[Outcome] = []
+        acks: list[tuple[Acker, ImmutableMessage | BaseException]] = []
         for message, acker, outcome in zip(messages, ackers, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                acker.ack(outcome)
+                acks.append((acker, outcome))
                 results.append(outcome)
             else:
-                acker.ack(message.into_immutable(outcome.message_id))
+                acks.append((acker, message.into_immutable(outcome.message_id)))
                 results.append(
                     AppendResult(
                         outcome.message_id, acker.timestamp, acker.last_confirmed_message_id
                     )
                 )
+        ack.ack_many(acks)
         if cancelled is not None:
             raise cancelled
         return results
