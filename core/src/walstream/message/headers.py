@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+from collections.abc import Callable
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError
@@ -41,12 +42,17 @@ def encode_proto(message: ProtoMessage) -> str:
     )
 
 
-def decode_proto(cls: type[P], text: str, what: str) -> P:
-    """Parse property text written by ``encode_proto``; one clear error on bad input."""
+def decode_proto(cls: type[P], text: str, what: str | Callable[[], str]) -> P:
+    """Parse property text written by ``encode_proto``; one clear error on bad input.
+
+    ``what`` names the text in that error (a callable is only called then: hot
+    paths need not build the phrase for every message).
+    """
     try:
         raw = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
         out = cls()
         out.ParseFromString(raw)
     except (binascii.Error, UnicodeEncodeError, DecodeError, ValueError) as exc:
-        raise MessageDecodeError(f"{what} is not a valid {cls.__name__}: {exc}") from exc
+        name = what if isinstance(what, str) else what()
+        raise MessageDecodeError(f"{name} is not a valid {cls.__name__}: {exc}") from exc
     return out

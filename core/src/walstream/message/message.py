@@ -125,7 +125,7 @@ class Message:
         text = self._properties.get(P.HEADER)
         if text is None:
             return cls()
-        return decode_proto(cls, text, f"header of a {mtype.name} message")
+        return decode_proto(cls, text, lambda: f"header of a {mtype.name} message")
 
     @property
     def has_timetick(self) -> bool:
@@ -285,7 +285,11 @@ class MutableMessage(Message):
 
     def into_immutable(self, message_id: MessageID) -> ImmutableMessage:
         """Freeze this message at ``message_id`` (a copy; this one stays usable)."""
-        frozen = ImmutableMessage(self._payload, dict(self._properties), message_id)
+        # Not through __init__: the payload was checked when this message was built.
+        frozen = ImmutableMessage.__new__(ImmutableMessage)
+        frozen._payload = self._payload
+        frozen._properties = dict(self._properties)
+        frozen._message_id = message_id
         frozen._size = self._size  # same payload and properties: same figures
         frozen._mtype = self._mtype
         frozen._timetick = self._timetick

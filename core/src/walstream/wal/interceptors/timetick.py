@@ -101,9 +101,8 @@ class TimeTickInterceptor(Interceptor):
     ) -> list[Outcome]:
         """Stamp every message (timeticks in batch order), append them together, ack each.
 
-        A batch holds no TimeTick and no transaction message. As for one message,
-        once the inner append started a cancellation waits for it to end (a second
-        one cancels it), so every allocated timetick is acknowledged.
+        A batch holds no TimeTick and no transaction message. Every allocated
+        timetick is acknowledged, with the message or with its error.
         """
         ack = self._ack
         ackers = ack.try_allocate_many(len(messages))
@@ -120,24 +119,15 @@ class TimeTickInterceptor(Interceptor):
             message.with_timetick(acker.timestamp).with_last_confirmed(
                 acker.last_confirmed_message_id
             )
-        inner = asyncio.ensure_future(next_(messages))
-        cancelled: asyncio.CancelledError | None = None
-        while not inner.done():
-            try:
-                await asyncio.shield(inner)
-            except asyncio.CancelledError as exc:
-                if cancelled is not None and not inner.done():
-                    inner.cancel()  # cancelled twice: stop the appends themselves
-                cancelled = exc
-            except BaseException:
-                pass  # read from ``inner`` below
+        # Awaited directly, not in a task of its own: batches run in the WAL's own tasks,
+        # which nothing cancels but the event loop's teardown (then every timetick is
+        # acknowledged with the cancellation, and the process is going away).
         outcomes: list[Outcome]
-        if inner.cancelled():
-            outcomes = [cancelled or asyncio.CancelledError()] * len(messages)
-        elif (error := inner.exception()) is not None:
-            outcomes = [error] * len(messages)
-        else:
-            outcomes = inner.result()
+        try:
+            outcomes = await next_(messages)
+        except BaseException as exc:
+            ack.ack_many([(acker, exc) for acker in ackers])
+            raise
         results: list[Outcome] = []
         acks: list[tuple[Acker, ImmutableMessage | BaseException]] = []
         for message, acker, outcome in zip(messages, ackers, outcomes, strict=True):
@@ -152,8 +142,6 @@ class TimeTickInterceptor(Interceptor):
                     )
                 )
         ack.ack_many(acks)
-        if cancelled is not None:
-            raise cancelled
         return results
 
 
