@@ -34,6 +34,7 @@ from walstream.wal.errors import (
     WriteAheadBufferClosedError,
 )
 from walstream.wal.last_confirmed import LastConfirmedManager, TxnResolution
+from walstream.wal.options import DeliverFilter, WALReadOption
 from walstream.wal.reorder import PushResult, ReorderBuffer
 from walstream.wal.scanner import ScanMode, ScannerStats, WALScanner, open_scanner
 from walstream.wal.segments import SegmentAssignInterceptor, SegmentIdAllocator, TimetickSeededIds
@@ -75,6 +76,7 @@ __all__ = [
     "BackendAppender",
     "BufferedMessage",
     "CollectionNotFoundError",
+    "DeliverFilter",
     "EvictedError",
     "ImmutableTxnMessage",
     "Interceptor",
@@ -119,6 +121,7 @@ __all__ = [
     "VChannelRegistry",
     "VChannelState",
     "WALInvariantError",
+    "WALReadOption",
     "WALScanner",
     "WALSettings",
     "WriteAheadBuffer",
