@@ -469,6 +469,8 @@ async def open_wal(
         log.debug("txn %s ended: %s", session.txn_id, session.state.name)
         if dispatcher is not None:
             dispatcher.forget(session)
+        if rw.segments is not None:
+            rw.segments.txn_ended(session.txn_id)
         if hooks.has_observers("walstream_txn_ended"):
             hooks.notify(
                 "walstream_txn_ended",

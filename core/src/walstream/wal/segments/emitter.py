@@ -1,9 +1,11 @@
 """``FlushEmitter``: appends the Flush of each sealed segment, exactly once, and tells observers.
 
 A seal is decided in memory first (the segment takes no further insert at once);
-the Flush message follows through the WAL's internal append. A Flush that fails
-to append is kept and retried on the next periodic tick, so a sealed segment is
-never left without its Flush while the WAL lives.
+the Flush message follows through the WAL's internal append once the segment is
+settled: no insert assigned to it still in flight, no open transaction with a body
+in it (Milvus's ack and txn semaphores), so the Flush comes after all of them. A
+Flush that fails to append is kept and retried on the next periodic tick, so a
+sealed segment is never left without its Flush while the WAL lives.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ class FlushEmitter:
         self._append = append_system
         # Sealed, Flush not appended yet (failed, or queued behind another emission).
         self._unflushed: dict[int, tuple[GrowingSegment, str]] = {}
+        self._waiting: set[int] = set()  # unflushed, waiting for ``GrowingSegment.settled``
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     @property
     def unflushed(self) -> list[int]:
@@ -73,6 +77,7 @@ class FlushEmitter:
 
     async def close(self) -> None:
         """Cancel background Flushes (those not appended stay in ``unflushed``)."""
+        self._closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -82,16 +87,34 @@ class FlushEmitter:
         """Append the Flush of every segment whose earlier attempt failed."""
         await self._emit_each(list(self._unflushed))
 
+    def _settled(self, segment_id: int) -> None:
+        self._waiting.discard(segment_id)
+        if segment_id not in self._unflushed or self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._emit_each([segment_id]), name="walstream-segment-flush"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _emit_each(self, segment_ids: list[int]) -> None:
         for segment_id in segment_ids:
             await self._emit(segment_id)
 
     async def _emit(self, segment_id: int) -> None:
-        # Taken out while in flight so a concurrent retry cannot append a second Flush.
-        entry = self._unflushed.pop(segment_id, None)
+        entry = self._unflushed.get(segment_id)
         if entry is None:
             return
         seg, reason = entry
+        if not seg.settled:
+            # Inserts into it are in flight, or an open transaction wrote into it: its
+            # Flush must come after them. Queued; emitted once they are done.
+            if segment_id not in self._waiting:
+                self._waiting.add(segment_id)
+                seg.when_settled(lambda: self._settled(segment_id))
+            return
+        # Taken out while in flight so a concurrent retry cannot append a second Flush.
+        del self._unflushed[segment_id]
         try:
             await self._append(flush_message(seg, reason))
         except BaseException as exc:

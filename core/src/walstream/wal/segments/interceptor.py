@@ -38,6 +38,7 @@ from walstream.walimpls.options import PChannelInfo
 log = logging.getLogger(__name__)
 
 SCHEMA_CHANGE_REASON = "schema_change"
+_ENDED_TXNS_KEPT = 4096  # far more than can have a body still on its way
 
 
 class SegmentAssignInterceptor(Interceptor):
@@ -76,6 +77,9 @@ class SegmentAssignInterceptor(Interceptor):
             pchannel=pchannel,
         )
         self._sealer = PeriodicSealer(self._manager, chain, self._emitter, clock)
+        # Segments holding bodies of open transactions, by txn id (see ``txn_ended``).
+        self._txn_segments: dict[int, dict[int, GrowingSegment]] = {}
+        self._ended_txns: dict[int, None] = {}  # recently ended, oldest first
 
     @property
     def manager(self) -> SegmentManager:
@@ -123,6 +127,10 @@ class SegmentAssignInterceptor(Interceptor):
 
     async def _insert(self, message: MutableMessage, next_: AppendFunc) -> AppendResult:
         reservation = self._assigner.assign(message)
+        txn = message.txn_context
+        if txn is not None:
+            # Before the append: the Flush of these segments waits for the txn's end.
+            self._pin(txn.txn_id, [segment for segment, _ in reservation.entries])
         try:
             result = await next_(message)
         except BaseException:
@@ -182,6 +190,23 @@ class SegmentAssignInterceptor(Interceptor):
                     else:
                         reservation.commit(now)
         return [outcome for outcome in outcomes if outcome is not None]
+
+    def txn_ended(self, txn_id: int) -> None:
+        """A transaction ended (committed, rolled back, expired): its segments may flush."""
+        self._ended_txns[txn_id] = None
+        if len(self._ended_txns) > _ENDED_TXNS_KEPT:
+            del self._ended_txns[next(iter(self._ended_txns))]
+        for segment in self._txn_segments.pop(txn_id, {}).values():
+            segment.unpin_txn()
+
+    def _pin(self, txn_id: int, segments: list[GrowingSegment]) -> None:
+        if txn_id in self._ended_txns:
+            return  # ended while this body was on its way: nothing to hold
+        pinned = self._txn_segments.setdefault(txn_id, {})
+        for segment in segments:
+            if segment.segment_id not in pinned:
+                pinned[segment.segment_id] = segment
+                segment.pin_txn()
 
     def observe(self, message: ImmutableMessage) -> None:
         """Replay one logged message at WAL open: collections and partitions, no segments.

@@ -7,6 +7,7 @@ event loop a change is atomic with respect to concurrent appends.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from walstream.policy import InsertStats, SegmentLimits, SegmentStats
@@ -26,6 +27,11 @@ class GrowingSegment:
     pending_rows: int = 0
     pending_bytes: int = 0
     sealed: bool = False
+    pending_inserts: int = 0
+    """Inserts assigned here whose append has not ended (Milvus's ack semaphore)."""
+    open_txns: int = 0
+    """Open transactions with a body here (Milvus's txn semaphore)."""
+    _on_settled: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def segment_id(self) -> int:
@@ -54,11 +60,49 @@ class GrowingSegment:
         """Count ``insert`` as on its way into this segment."""
         self.pending_rows += insert.rows
         self.pending_bytes += insert.binary_bytes
+        self.pending_inserts += 1
 
     def release(self, insert: InsertStats) -> None:
         """Forget a reservation whose append failed or was redone."""
         self.pending_rows -= insert.rows
         self.pending_bytes -= insert.binary_bytes
+        self.pending_inserts -= 1
+        if not self.pending_inserts and self._on_settled:
+            self._settle()
+
+    @property
+    def settled(self) -> bool:
+        """No insert into it is in flight and no open transaction wrote into it.
+
+        Only then may its Flush be appended: a Flush must come after every insert
+        assigned to the segment, in the log and in timetick order (a transaction's
+        bodies are delivered at its commit).
+        """
+        return not self.pending_inserts and not self.open_txns
+
+    def pin_txn(self) -> None:
+        """An open transaction wrote a body here: hold the Flush until it ends."""
+        self.open_txns += 1
+
+    def unpin_txn(self) -> None:
+        """That transaction ended (committed, rolled back or expired)."""
+        self.open_txns -= 1
+        if not self.open_txns and self._on_settled:
+            self._settle()
+
+    def when_settled(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from the event loop, soon) once ``settled``; now if it is."""
+        self._on_settled.append(callback)
+        if self.settled:
+            self._settle()
+
+    def _settle(self) -> None:
+        if not self.settled:
+            return
+        callbacks, self._on_settled = self._on_settled, []
+        loop = asyncio.get_running_loop()
+        for callback in callbacks:
+            loop.call_soon(callback)
 
     def commit(self, insert: InsertStats, now: float) -> None:
         """Turn a reservation into committed figures: the insert's append succeeded."""
