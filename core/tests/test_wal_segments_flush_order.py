@@ -55,6 +55,16 @@ async def open_gated(tso: TimestampOracle, max_rows: int) -> tuple[StreamingWAL,
     return wal, impl
 
 
+async def flushed(wal: StreamingWAL, segment_id: int) -> None:
+    """Wait (bounded by the caller) until ``segment_id`` has no Flush left to append."""
+    assert wal.segments is not None
+    for _ in range(int(WAIT / 0.01)):
+        if segment_id not in wal.segments.unflushed:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"segment {segment_id} was never flushed")
+
+
 def flushes(log: list[ImmutableMessage], segment_id: int) -> list[int]:
     """Log positions of the Flush messages of ``segment_id``."""
     out = []
@@ -85,8 +95,7 @@ async def test_flush_waits_for_an_open_transaction_with_a_body_in_the_segment(
             assert seg in wal.segments.unflushed, "sealed, its Flush held for the txn"
             assert flushes(await backend_log(impl), seg) == []
             commit = await txn.commit()
-            while seg in wal.segments.unflushed:
-                await asyncio.sleep(0.01)
+            await flushed(wal, seg)
             await wal.segments.wait_flushed()
             log = await backend_log(impl)
         [at] = flushes(log, seg)
@@ -113,8 +122,7 @@ async def test_a_rolled_back_or_aborted_transaction_releases_the_flush(
             await asyncio.sleep(0.05)
             assert seg in wal.segments.unflushed
             await txn.rollback()
-            while seg in wal.segments.unflushed:
-                await asyncio.sleep(0.01)
+            await flushed(wal, seg)
             await wal.segments.wait_flushed()
             assert len(flushes(await backend_log(impl), seg)) == 1
     finally:
@@ -133,10 +141,9 @@ async def test_flush_waits_for_an_insert_still_in_flight_into_the_segment(
             )
             # The next insert into the segment is held at the backend...
             gate = impl.gates[MessageType.INSERT] = asyncio.Event()
-            impl.seen.pop(MessageType.INSERT, None)
+            seen = impl.seen[MessageType.INSERT] = asyncio.Event()
             held = asyncio.ensure_future(wal.append(insert(rows=1)))
-            while MessageType.INSERT not in impl.seen:
-                await asyncio.sleep(0.005)
+            await seen.wait()
             # ...while a third cannot fit (1 + 1 + 2 > 3): the segment is sealed now.
             gate_opener = asyncio.get_running_loop().call_later(0.2, gate.set)
             await wal.append(insert(rows=2))
@@ -146,8 +153,7 @@ async def test_flush_waits_for_an_insert_still_in_flight_into_the_segment(
                 assert flushes(log, seg) == [], "no Flush while an insert into it is in flight"
             held_result = await held
             gate_opener.cancel()
-            while seg in wal.segments.unflushed:
-                await asyncio.sleep(0.01)
+            await flushed(wal, seg)
             await wal.segments.wait_flushed()
             log = await backend_log(impl)
         [at] = flushes(log, seg)
