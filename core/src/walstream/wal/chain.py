@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -40,6 +41,27 @@ Outcome = AppendResult | BaseException
 
 BatchAppendFunc = Callable[[list[MutableMessage]], Awaitable[list[Outcome]]]
 """The rest of the chain for a batch: one outcome per message, in the batch's order."""
+
+_early_outcomes: ContextVar[Callable[[MutableMessage, Outcome], None] | None] = ContextVar(
+    "walstream_early_outcomes", default=None
+)
+
+
+def deliver_early(message: MutableMessage, outcome: Outcome) -> None:
+    """Hand ``message``'s final outcome to its caller now, before the batch's end.
+
+    For a step that keeps a batch going after some of its messages are done (the
+    redo step re-runs only those that must be redone): the others' callers need not
+    wait for that. A no-op outside a batch run by the WAL.
+    """
+    sink = _early_outcomes.get()
+    if sink is not None:
+        sink(message, outcome)
+
+
+def receive_early_outcomes(sink: Callable[[MutableMessage, Outcome], None]) -> None:
+    """Make :func:`deliver_early` call ``sink`` in the current task (the WAL's batch runner)."""
+    _early_outcomes.set(sink)
 
 
 class RedoError(WALError):

@@ -28,9 +28,11 @@ from walstream.wal.chain import (
     AppendResult,
     BatchAppendFunc,
     Interceptor,
+    Outcome,
     batchable,
     build_batch_chain,
     build_chain,
+    receive_early_outcomes,
 )
 from walstream.wal.errors import SelfControlledMessageError
 from walstream.wal.interceptors import (
@@ -249,8 +251,24 @@ class StreamingWAL:
     async def _append_batch(
         self, batch: list[tuple[MutableMessage, asyncio.Future[AppendResult]]]
     ) -> None:
+        futures = {id(message): future for message, future in batch}
+
+        def settle(message: MutableMessage, outcome: Outcome) -> None:
+            future = futures.get(id(message))
+            if future is None or future.done():
+                return
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        receive_early_outcomes(settle)  # this task's context only
         try:
-            rw = self._writer()
+            rw = self._rw
+            assert rw is not None
+            # Fencing only: these appends were accepted before a close() began, and
+            # close() waits for them.
+            rw.backend.check_usable()
             outcomes = await rw.batch_chain([message for message, _ in batch])
         except BaseException as exc:
             for _, future in batch:
@@ -263,13 +281,8 @@ class StreamingWAL:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+        for (message, _), outcome in zip(batch, outcomes, strict=True):
+            settle(message, outcome)
 
     async def append_internal(self, message: MutableMessage) -> AppendResult:
         """Append any message type through the chain (time-tick sync, segment manager)."""

@@ -231,7 +231,11 @@ class TimeTickSync:
             # a release on ack during the write would otherwise push newer
             # messages ahead of these.
             self._release(result)
-        persist = (self.dirty or force_persist) and tt > self._persisted_timetick
+        # Also when eviction took the buffer's floor above the newest persisted tick: a
+        # scanner catching up from the backend can only switch to the buffer at or above
+        # its floor, so the log needs a tick there (an idle WAL evicts by age).
+        evicted_past = self._wab.floor_timetick > self._persisted_timetick
+        persist = (self.dirty or force_persist or evicted_past) and tt > self._persisted_timetick
         if not persist and tt <= self._wab.last_timetick:
             # A slow append holds the watermark back: nothing new can be promised
             # yet, and the log already has a tick at it.

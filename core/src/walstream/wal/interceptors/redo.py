@@ -23,6 +23,7 @@ from walstream.wal.chain import (
     Interceptor,
     Outcome,
     RedoError,
+    deliver_early,
 )
 from walstream.wal.errors import RedoLimitError
 
@@ -68,11 +69,23 @@ class RedoInterceptor(Interceptor):
     async def do_append_batch(
         self, messages: list[MutableMessage], next_: BatchAppendFunc
     ) -> list[Outcome]:
-        """Append the batch; the messages that raised ``RedoError`` run again, together."""
+        """Append the batch; the messages that raised ``RedoError`` run again, together.
+
+        Every other message's outcome is final at once and handed to its caller
+        (``deliver_early``): a redo waiting for a new segment holds up no one else.
+        """
         outcomes: list[Outcome | None] = [None] * len(messages)
         todo = list(range(len(messages)))
         for attempt in range(1, self._max_attempts + 1):
-            results = await next_([messages[i] for i in todo])
+            try:
+                results = await next_([messages[i] for i in todo])
+            except BaseException as exc:
+                # Only the messages of this attempt failed; the others are settled.
+                for i in todo:
+                    outcomes[i] = exc
+                if not isinstance(exc, Exception) or attempt == 1:
+                    raise
+                break
             redo: list[int] = []
             ready: list[Awaitable[object]] = []
             for i, outcome in zip(todo, results, strict=True):
@@ -83,6 +96,9 @@ class RedoInterceptor(Interceptor):
                         ready.append(outcome.ready)
             if not redo:
                 break
+            for i, outcome in zip(todo, results, strict=True):
+                if not isinstance(outcome, RedoError):
+                    deliver_early(messages[i], outcome)
             log.debug("redo %d of %d batched appends", attempt, len(redo))
             if attempt < self._max_attempts:
                 if ready:

@@ -163,10 +163,17 @@ class InsertAssigner:
             key = (message.vchannel, header.collection_id, part.partition_id)
             groups.setdefault(key, []).append((i, message, header, part))
         now = self._clock()
-        for key, members in groups.items():
-            if not self._assign_together(key, members, outcomes, now):
-                for i, message, _, _ in members:
-                    outcomes[i] = self._assign_one(message)
+        try:
+            for key, members in groups.items():
+                if not self._assign_together(key, members, outcomes, now):
+                    for i, message, _, _ in members:
+                        outcomes[i] = self._assign_one(message)
+        except BaseException:
+            # Nobody else holds these: give the room back before the error leaves.
+            for outcome in outcomes:
+                if isinstance(outcome, Reservation):
+                    outcome.release()
+            raise
         return [outcome for outcome in outcomes if outcome is not None]
 
     def _assign_one(self, message: MutableMessage) -> Reservation | Exception:
@@ -209,8 +216,10 @@ class InsertAssigner:
         )
         try:
             plan = self._chain.assign([s.view() for s in eligible], together, now)
-        except InsertTooLargeError:
-            return False  # the sum may be too large where each part is not
+        except Exception:
+            # The sum may be too large where each part is not, and a policy may refuse in
+            # its own way: each insert then gets its own answer (and only its own error).
+            return False
         if plan.seals or plan.segment_id is None:
             return False
         segment = self._manager.growing_segment(plan.segment_id)
