@@ -18,10 +18,7 @@ from walstream.policy import (
     SegmentStats,
 )
 
-
-@pytest.fixture(autouse=True)
-def _no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WALSTREAM_CONFIG", str(tmp_path / "walstream.toml"))
+pytestmark = pytest.mark.usefixtures("no_config")  # conftest.py: no user config file
 
 
 def insert(rows: int = 1, size: int = 10) -> InsertStats:

@@ -2,7 +2,6 @@
 
 import random
 from collections.abc import Iterable
-from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -32,10 +31,7 @@ from walstream.policy import (
 )
 from walstream.settings import WalstreamBaseSettings, driver_settings_config
 
-
-@pytest.fixture(autouse=True)
-def _no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WALSTREAM_CONFIG", str(tmp_path / "walstream.toml"))
+pytestmark = pytest.mark.usefixtures("no_config")  # conftest.py: no user config file
 
 
 INSERT = InsertStats(collection_id=1, partition_id=2, vchannel="v", rows=1, binary_bytes=100)

@@ -1,7 +1,6 @@
 """Idle, lifetime, growing-bytes high-water mark and memory pressure, with fixed clocks and readings."""
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +22,7 @@ from walstream.policy import (
     SegmentStats,
 )
 
-
-@pytest.fixture(autouse=True)
-def _no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WALSTREAM_CONFIG", str(tmp_path / "walstream.toml"))
+pytestmark = pytest.mark.usefixtures("no_config")  # conftest.py: no user config file
 
 
 def seg(

@@ -15,19 +15,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-import test_wal_append_path
-from test_wal_append_path import (  # the shared fixtures and helpers of the append-path tests
-    QUIET,
+from wal_helpers import (  # the WAL tests' shared helpers (core/tests/wal_helpers.py)
     Wrapped,
     backend_log,
+    capacity_chain,
     create,
     drop,
     insert,
+    segment_insert,
+    segment_of,
     wab_contents,
 )
 from walstream.errors import FencedError, MessageTooLargeError, WALError
 from walstream.message import ImmutableMessage, MessageID, MessageType, MutableMessage, new_message
-from walstream.policy import CapacityPolicy, CapacitySettings, SealPolicyChain
 from walstream.proto import messages_pb2 as pb
 from walstream.tso import TimestampOracle
 from walstream.wal import (
@@ -43,15 +43,9 @@ from walstream.walimpls import AccessMode, DeliverAll, PChannelInfo, ReadOption,
 from walstream.walimpls.registry import build_opener
 
 WAIT = 10.0
+QUIET = 10_000_000  # a sync interval that never fires during a test: syncs run on demand
 
-# The append-path tests' fixtures, shared (bound by assignment: the tests take them by name).
-tso = test_wal_append_path.tso
-namespace = test_wal_append_path.namespace
-
-
-@pytest.fixture(autouse=True)
-def _no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WALSTREAM_CONFIG", str(tmp_path / "walstream.toml"))
+pytestmark = pytest.mark.usefixtures("no_config")  # conftest.py: no user config file
 
 
 class Counting(Wrapped):
@@ -66,19 +60,6 @@ class Counting(Wrapped):
     ) -> list[MessageID | BaseException]:
         self.batches.append(len(messages))
         return await super().append_many(messages)
-
-
-def capacity_chain(max_rows: int = 10**9) -> SealPolicyChain:
-    return SealPolicyChain(
-        [
-            CapacityPolicy(
-                CapacitySettings(
-                    max_rows=max_rows, max_bytes=10**12, seal_proportion=1, seal_proportion_jitter=0
-                )
-            )
-        ],
-        memory_probe=lambda: None,
-    )
 
 
 async def open_batch_wal(
@@ -122,6 +103,16 @@ def assert_read_order(got: Sequence[ImmutableMessage]) -> None:
     assert len(set(tt)) == len(tt), "two TimeTicks share a timetick"
 
 
+def assert_stored_as_acknowledged(
+    log: list[ImmutableMessage], payloads: Sequence[bytes], results: Sequence[AppendResult]
+) -> None:
+    """The Insert of each payload is stored with the id and timetick its append returned."""
+    stored = {m.payload: m for m in log if m.message_type is MessageType.INSERT}
+    for payload, result in zip(payloads, results, strict=True):
+        assert stored[payload].message_id == result.message_id
+        assert stored[payload].timetick == result.timetick
+
+
 def assert_last_confirmed_guarantee(
     log: list[ImmutableMessage], results: Sequence[AppendResult]
 ) -> None:
@@ -159,11 +150,8 @@ async def test_concurrent_appends_go_through_batches_with_distinct_timeticks(
             assert len({r.message_id for r in results}) == n
             await wal.sync(persisted=True)
             log = await backend_log(impl)
-        stored = {m.payload: m for m in log if m.message_type is MessageType.INSERT}
         assert by_payload(log, MessageType.INSERT) == Counter(payloads)  # each exactly once
-        for payload, result in zip(payloads, results, strict=True):
-            assert stored[payload].message_id == result.message_id
-            assert stored[payload].timetick == result.timetick
+        assert_stored_as_acknowledged(log, payloads, results)
         held = wab_contents(wal)
         assert_read_order(held)
         assert Counter(m.payload for m in held if m.message_type is MessageType.INSERT) == Counter(
@@ -428,19 +416,6 @@ async def test_a_newer_term_fences_a_whole_batch(tso: TimestampOracle, namespace
 # --- 4. segment assignment -----------------------------------------------------------------------
 
 
-def segment_of(message: ImmutableMessage | MutableMessage) -> int:
-    header = message.header()
-    assert isinstance(header, pb.InsertMessageHeader)
-    return header.partitions[0].segment_assignment.segment_id
-
-
-def segment_insert(pid: int, payload: bytes) -> MutableMessage:
-    header = pb.InsertMessageHeader(
-        collection_id=1, partitions=[pb.PartitionSegmentAssignment(partition_id=pid, rows=1)]
-    )
-    return new_message(MessageType.INSERT, vchannel="v1", header=header, payload=payload)
-
-
 @pytest.mark.parametrize("batch_max", [1024, 1])
 async def test_batched_inserts_fill_segments_without_overfilling(
     tso: TimestampOracle, namespace: str, batch_max: int
@@ -469,14 +444,18 @@ async def test_batched_inserts_fill_segments_without_overfilling(
             work = []
             for wave in range(6):  # several waves: batches meet segments that are partly full
                 work += [
-                    asyncio.ensure_future(wal.append(segment_insert(pid, f"s{wave}-{i}".encode())))
+                    asyncio.ensure_future(
+                        wal.append(segment_insert(pid=pid, payload=f"s{wave}-{i}".encode()))
+                    )
                     for i, pid in enumerate(pids[wave * 50 : (wave + 1) * 50])
                 ]
                 await asyncio.sleep(0.002)
             results = await asyncio.gather(*work)
             # Then one at a time: only committed rows fill the segments now.
             for i in range(2 * limit + 2):
-                results.append(await wal.append(segment_insert(10, f"seq-{i}".encode())))
+                results.append(
+                    await wal.append(segment_insert(pid=10, payload=f"seq-{i}".encode()))
+                )
             assert wal.segments is not None
             await wal.segments.wait_flushed()
             assert wal.segments.unflushed == []
@@ -745,10 +724,7 @@ async def test_batch_max_one_appends_each_message_on_its_own(
         assert impl.batches == []  # no append_many: the per-message chain
         assert len({r.timetick for r in results}) == 100
         assert by_payload(log, MessageType.INSERT) == Counter(payloads)
-        stored = {m.payload: m for m in log}
-        for payload, result in zip(payloads, results, strict=True):
-            assert stored[payload].message_id == result.message_id
-            assert stored[payload].timetick == result.timetick
+        assert_stored_as_acknowledged(log, payloads, results)
         assert_last_confirmed_guarantee(log, results)
         assert_read_order(wab_contents(wal))
     finally:

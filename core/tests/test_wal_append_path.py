@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+from wal_helpers import (  # the WAL tests' shared helpers (core/tests/wal_helpers.py)
+    Wrapped,
+    backend_log,
+    create,
+    drop,
+    insert,
+    wab_contents,
+)
 from walstream.errors import FencedError, ReadOnlyWALError, WALClosedError, WALError
-from walstream.message import ImmutableMessage, MessageType, MutableMessage, new_message
-from walstream.metastore import SQLiteMetastore
+from walstream.message import MessageType, new_message
 from walstream.proto import messages_pb2 as pb
 from walstream.tso import LOGICAL_BITS, TimestampOracle
 from walstream.wal import (
@@ -27,70 +31,12 @@ from walstream.wal import (
 )
 from walstream.walimpls import (
     AccessMode,
-    DeliverAll,
     PChannelInfo,
-    ReadOption,
-    Scanner,
-    WALImpl,
 )
 from walstream.walimpls.registry import build_opener
 
 WAIT = 5.0
 QUIET = 10_000_000  # a sync interval that never fires during a test: syncs run on demand
-
-
-class Wrapped(WALImpl):
-    """The memory WAL with injectable failures, gates per type and jittered latency."""
-
-    def __init__(self, inner: WALImpl) -> None:
-        self.inner = inner
-        self.fail_next: list[BaseException] = []
-        self.gates: dict[MessageType, asyncio.Event] = {}
-        self.entered: list[MessageType] = []
-        self.seen: dict[MessageType, asyncio.Event] = {}
-        self.jitter = 0.0
-        self.calls = 0
-
-    @property
-    def wal_name(self) -> str:
-        return self.inner.wal_name
-
-    @property
-    def channel(self) -> PChannelInfo:
-        return self.inner.channel
-
-    async def append(self, message: MutableMessage):  # type: ignore[no-untyped-def]
-        self.calls += 1
-        self.entered.append(message.message_type)
-        self.seen.setdefault(message.message_type, asyncio.Event()).set()
-        if self.fail_next:
-            raise self.fail_next.pop(0)
-        gate = self.gates.get(message.message_type)
-        if gate is not None:
-            await gate.wait()
-        if self.jitter:
-            await asyncio.sleep(random.random() * self.jitter)
-        return await self.inner.append(message)
-
-    async def read(self, option: ReadOption) -> Scanner:
-        return await self.inner.read(option)
-
-    async def truncate(self, message_id):  # type: ignore[no-untyped-def]
-        await self.inner.truncate(message_id)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-@pytest.fixture
-async def tso(tmp_path: Path) -> AsyncIterator[TimestampOracle]:
-    async with SQLiteMetastore(tmp_path / "meta.sqlite3") as ms, TimestampOracle(ms) as oracle:
-        yield oracle
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"append-{uuid.uuid4().hex}"
 
 
 async def open_impl(namespace: str, term: int = 1, mode: AccessMode = AccessMode.RW) -> Wrapped:
@@ -104,50 +50,6 @@ async def open_rw(
     impl = await open_impl(namespace, term)
     settings = WALSettings(**{"timetick_interval_ms": QUIET, **overrides})  # type: ignore[arg-type]
     return await open_wal(impl, tso=tso, settings=settings), impl
-
-
-def create(vchannel: str = "v1", collection: int = 1) -> MutableMessage:
-    return new_message(
-        MessageType.CREATE_COLLECTION,
-        vchannel=vchannel,
-        header=pb.CreateCollectionMessageHeader(collection_id=collection),
-    )
-
-
-def drop(vchannel: str = "v1") -> MutableMessage:
-    return new_message(MessageType.DROP_COLLECTION, vchannel=vchannel)
-
-
-def insert(vchannel: str = "v1", payload: bytes = b"row") -> MutableMessage:
-    return new_message(
-        MessageType.INSERT,
-        vchannel=vchannel,
-        header=pb.InsertMessageHeader(collection_id=1),
-        payload=payload,
-    )
-
-
-async def backend_log(impl: WALImpl) -> list[ImmutableMessage]:
-    """Everything stored so far (appends are done: stop at the first idle gap)."""
-    scanner = await impl.read(ReadOption(name="check", deliver_policy=DeliverAll()))
-    out: list[ImmutableMessage] = []
-    try:
-        while True:
-            try:
-                out.append(await asyncio.wait_for(anext(scanner), 0.05))
-            except TimeoutError:
-                return out
-    finally:
-        await scanner.close()
-
-
-def wab_contents(wal: StreamingWAL) -> list[ImmutableMessage]:
-    assert wal.wab is not None
-    cursor = wal.wab.read_from_exclusive_timetick(wal.wab.floor_timetick)
-    out = []
-    while (msg := cursor.try_next()) is not None:
-        out.append(msg)
-    return out
 
 
 async def test_concurrent_appends_strictly_increasing_and_wab_in_timetick_order(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from walstream.message import MessageType, MutableMessage, new_message
-from walstream.metastore import SQLiteMetastore
+from wal_helpers import (  # the WAL tests' shared helpers (core/tests/wal_helpers.py)
+    Wrapped,
+    create,
+    insert,
+)
+from walstream.message import MessageType, new_message
 from walstream.proto import messages_pb2 as pb
 from walstream.tso import TimestampOracle
 from walstream.wal import (
@@ -22,75 +24,19 @@ from walstream.wal import (
     WALSettings,
     open_wal,
 )
-from walstream.walimpls import PChannelInfo, ReadOption, Scanner, WALImpl
+from walstream.walimpls import PChannelInfo
 from walstream.walimpls.registry import build_opener
 
 WAIT = 5.0
 
 
-class Gated(WALImpl):
-    """The memory WAL whose appends of a type can be held at a gate."""
-
-    def __init__(self, inner: WALImpl) -> None:
-        self.inner = inner
-        self.gates: dict[MessageType, asyncio.Event] = {}
-        self.entered: list[MessageType] = []
-        self.seen: dict[MessageType, asyncio.Event] = {}
-
-    @property
-    def wal_name(self) -> str:
-        return self.inner.wal_name
-
-    @property
-    def channel(self) -> PChannelInfo:
-        return self.inner.channel
-
-    async def append(self, message: MutableMessage):  # type: ignore[no-untyped-def]
-        self.entered.append(message.message_type)
-        self.seen.setdefault(message.message_type, asyncio.Event()).set()
-        gate = self.gates.get(message.message_type)
-        if gate is not None:
-            await gate.wait()
-        return await self.inner.append(message)
-
-    async def read(self, option: ReadOption) -> Scanner:
-        return await self.inner.read(option)
-
-    async def truncate(self, message_id):  # type: ignore[no-untyped-def]
-        await self.inner.truncate(message_id)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-@pytest.fixture
-async def tso(tmp_path: Path) -> AsyncIterator[TimestampOracle]:
-    async with SQLiteMetastore(tmp_path / "meta.sqlite3") as ms, TimestampOracle(ms) as oracle:
-        yield oracle
-
-
-async def open_rw(tso: TimestampOracle, **overrides: object) -> tuple[StreamingWAL, Gated]:
+async def open_rw(tso: TimestampOracle, **overrides: object) -> tuple[StreamingWAL, Wrapped]:
     opener = build_opener("memory", {"namespace": f"txn-{uuid.uuid4().hex}"})
-    impl = Gated(await opener.open(PChannelInfo("p1", 1)))
+    impl = Wrapped(await opener.open(PChannelInfo("p1", 1)))
     settings = WALSettings(**{"timetick_interval_ms": 10_000_000, **overrides})  # type: ignore[arg-type]
     wal = await open_wal(impl, tso=tso, settings=settings)
-    await wal.append(
-        new_message(
-            MessageType.CREATE_COLLECTION,
-            vchannel="v1",
-            header=pb.CreateCollectionMessageHeader(collection_id=1),
-        )
-    )
+    await wal.append(create())
     return wal, impl
-
-
-def insert(payload: bytes = b"row", vchannel: str = "v1") -> MutableMessage:
-    return new_message(
-        MessageType.INSERT,
-        vchannel=vchannel,
-        header=pb.InsertMessageHeader(collection_id=1),
-        payload=payload,
-    )
 
 
 async def test_commit_once_and_misuse_after(tso: TimestampOracle) -> None:
@@ -98,7 +44,7 @@ async def test_commit_once_and_misuse_after(tso: TimestampOracle) -> None:
     try:
         txn = await wal.begin_txn("v1")
         assert txn.keepalive_ms == 10_000  # keepalive 0: the default
-        bodies = [await txn.append(insert(bytes([i]))) for i in range(3)]
+        bodies = [await txn.append(insert(payload=bytes([i]))) for i in range(3)]
         assert all(b.txn_context is not None and b.txn_context.txn_id == txn.txn_id for b in bodies)
         commit = await txn.commit()
         assert commit.timetick > max(b.timetick for b in bodies)
@@ -170,9 +116,9 @@ async def test_oversize_txn_refused(tso: TimestampOracle) -> None:
     wal, _ = await open_rw(tso, txn_max_bytes=300)
     try:
         txn = await wal.begin_txn("v1")
-        await txn.append(insert(b"x" * 100))
+        await txn.append(insert(payload=b"x" * 100))
         with pytest.raises(TransactionTooLargeError, match="txn_max_bytes=300"):
-            await txn.append(insert(b"x" * 200))
+            await txn.append(insert(payload=b"x" * 200))
         await txn.commit()  # still usable with what it holds
     finally:
         await wal.close()
@@ -229,7 +175,7 @@ async def test_read_delivers_a_committed_txn_through_the_scanner(tso: TimestampO
         txn = await wal.begin_txn("v1")
         await txn.append(insert())
         await txn.commit()
-        await wal.append(insert(b"plain"))
+        await wal.append(insert(payload=b"plain"))
         scanner = await wal.read(WALReadOption(vchannel="v1"))
         try:
             seen: list[MessageType] = []

@@ -5,48 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from wal_helpers import backend_log, capacity_chain, create_collection, segment_insert, segment_of
 from walstream import hooks
-from walstream.message import ImmutableMessage, MessageType, MutableMessage, new_message
-from walstream.metastore import SQLiteMetastore
-from walstream.policy import CapacityPolicy, CapacitySettings, SealPolicyChain
+from walstream.message import MessageType, MutableMessage, new_message
 from walstream.proto import messages_pb2 as pb
 from walstream.tso import TimestampOracle
 from walstream.wal import StreamingWAL, VChannelExistsError, WALSettings, open_wal
 from walstream.wal.chain import AppendResult
-from walstream.walimpls import DeliverAll, PChannelInfo, ReadOption, WALImpl
+from walstream.walimpls import PChannelInfo, WALImpl
 from walstream.walimpls.registry import build_opener
 
 WAIT = 5.0
 QUIET = 10_000_000  # time-tick sync never fires by itself during a test
 
-
-@pytest.fixture(autouse=True)
-def _no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WALSTREAM_CONFIG", str(tmp_path / "walstream.toml"))
-
-
-@pytest.fixture
-async def tso(tmp_path: Path) -> AsyncIterator[TimestampOracle]:
-    async with SQLiteMetastore(tmp_path / "meta.sqlite3") as ms, TimestampOracle(ms) as oracle:
-        yield oracle
-
-
-def capacity_chain(max_rows: int = 10) -> SealPolicyChain:
-    return SealPolicyChain(
-        [
-            CapacityPolicy(
-                CapacitySettings(
-                    max_rows=max_rows, max_bytes=10**9, seal_proportion=1, seal_proportion_jitter=0
-                )
-            )
-        ],
-        memory_probe=lambda: None,
-    )
+pytestmark = pytest.mark.usefixtures("no_config")  # conftest.py: no user config file
 
 
 class GatedTSO:
@@ -91,43 +66,10 @@ async def open_rw(
         impl,
         tso=tso,
         settings=settings,
-        seal_chain=capacity_chain(),
+        seal_chain=capacity_chain(max_rows=10, max_bytes=10**9),
         seal_interval_s=3600,
     )
     return wal, impl
-
-
-def create_collection(
-    vchannel: str = "v1", cid: int = 1, pids: tuple[int, ...] = (10,)
-) -> MutableMessage:
-    header = pb.CreateCollectionMessageHeader(collection_id=cid, partition_ids=list(pids))
-    return new_message(MessageType.CREATE_COLLECTION, vchannel=vchannel, header=header)
-
-
-def insert(vchannel: str = "v1", rows: int = 1, cid: int = 1, pid: int = 10) -> MutableMessage:
-    header = pb.InsertMessageHeader(
-        collection_id=cid, partitions=[pb.PartitionSegmentAssignment(partition_id=pid, rows=rows)]
-    )
-    return new_message(MessageType.INSERT, vchannel=vchannel, header=header, payload=b"r" * rows)
-
-
-def segment_of(message: MutableMessage | ImmutableMessage) -> int:
-    header = message.header()
-    assert isinstance(header, pb.InsertMessageHeader)
-    return header.partitions[0].segment_assignment.segment_id
-
-
-async def backend_log(impl: WALImpl) -> list[ImmutableMessage]:
-    scanner = await impl.read(ReadOption(name="check", deliver_policy=DeliverAll()))
-    out: list[ImmutableMessage] = []
-    try:
-        while True:
-            try:
-                out.append(await asyncio.wait_for(anext(scanner), 0.05))
-            except TimeoutError:
-                return out
-    finally:
-        await scanner.close()
 
 
 def exclusive(kind: str) -> MutableMessage:
@@ -157,7 +99,7 @@ async def test_insert_needing_a_segment_races_an_exclusive_message_without_deadl
     try:
         await wal.append(create_collection())
         gate.armed = True
-        message = insert()
+        message = segment_insert()
         inserting = asyncio.create_task(wal.append(message))
         await asyncio.wait_for(gate.entered.wait(), WAIT)
         racing = asyncio.create_task(wal.append(exclusive(kind)))
@@ -191,7 +133,7 @@ async def test_many_inserts_and_manual_flushes_interleave(tso: TimestampOracle) 
     wal, impl = await open_rw(tso, f"seg-{uuid.uuid4().hex}")
     try:
         await wal.append(create_collection(pids=(10, 11)))
-        work = [wal.append(insert(rows=3, pid=10 + i % 2)) for i in range(40)]
+        work = [wal.append(segment_insert(rows=3, pid=10 + i % 2)) for i in range(40)]
         work += [wal.append(exclusive("manual_flush")) for _ in range(5)]
         await asyncio.wait_for(asyncio.gather(*work), WAIT)
         assert wal.segments is not None
@@ -218,7 +160,7 @@ async def test_flush_right_after_a_drop_passes_the_vchannel_check(
     wal, impl = await open_rw(tso, f"seg-{uuid.uuid4().hex}")
     try:
         await wal.append(create_collection())
-        message = insert(rows=2)
+        message = segment_insert(rows=2)
         await wal.append(message)
         if what == "collection":
             dropping = new_message(
@@ -254,7 +196,7 @@ async def test_segment_assignment_is_on_by_default_and_can_be_turned_off(
         assert wal.segments is not None
         assert wal.segments._sealer.running  # the periodic check runs from open
         await wal.append(create_collection())
-        message = insert()
+        message = segment_insert()
         await wal.append(message)
         assert segment_of(message) != 0
         sealer = wal.segments._sealer
@@ -265,7 +207,7 @@ async def test_segment_assignment_is_on_by_default_and_can_be_turned_off(
     try:
         assert off.segments is None
         await off.append(create_collection())
-        message = insert()
+        message = segment_insert()
         await off.append(message)
         assert segment_of(message) == 0
         types = [m.message_type for m in await backend_log(impl)]
@@ -291,7 +233,7 @@ async def test_collections_are_recovered_at_reopen(tso: TimestampOracle) -> None
         await wal.close()
     again, _ = await open_rw(tso, namespace, term=2)
     try:
-        message = insert("v1")
+        message = segment_insert("v1")
         await again.append(message)  # collection 1 known again: assigned a new segment
         assert segment_of(message) != 0
         assert again.segments is not None
@@ -332,11 +274,11 @@ async def test_observers_see_segment_created_and_txn_ended(tso: TimestampOracle)
         wal, _ = await open_rw(tso, f"seg-{uuid.uuid4().hex}")
         try:
             await wal.append(create_collection())
-            message = insert()
+            message = segment_insert()
             await wal.append(message)
             assert observer.created == [("v1", 1, 10, segment_of(message))]
             committed = await wal.begin_txn("v1")
-            await committed.append(insert())
+            await committed.append(segment_insert())
             await committed.commit()
             rolled = await wal.begin_txn("v1")
             await rolled.rollback()

@@ -12,6 +12,7 @@ import itertools
 from typing import Any
 
 import pytest
+from wal_helpers import PassThroughWAL
 from wal_scan_helpers import (  # the shared harness (core/tests/wal_scan_helpers.py)
     WAIT,
     Writer,
@@ -25,7 +26,7 @@ from wal_scan_helpers import (  # the shared harness (core/tests/wal_scan_helper
 )
 from walstream.backends.memory import MemoryMessageID
 from walstream.errors import MessageDecodeError, WALClosedError
-from walstream.message import ImmutableMessage, MessageID, MessageType, MutableMessage, new_message
+from walstream.message import ImmutableMessage, MessageType, MutableMessage, new_message
 from walstream.tso import compose
 from walstream.wal import (
     ImmutableTxnMessage,
@@ -43,7 +44,6 @@ from walstream.walimpls import (
     DeliverPolicy,
     DeliverStartAfter,
     DeliverStartFrom,
-    PChannelInfo,
     ReadOption,
     Scanner,
     WALImpl,
@@ -397,25 +397,14 @@ async def test_close_before_the_task_ever_ran(writer: Writer) -> None:
 # --- backend errors -------------------------------------------------------------------------------
 
 
-class FlakyWAL(WALImpl):
+class FlakyWAL(PassThroughWAL):
     """Wraps a WALImpl; its readers raise ``error`` once after ``after`` messages (each time armed)."""
 
     def __init__(self, inner: WALImpl) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.fail_reads: list[BaseException] = []  # raised by read() itself, in order
         self.fail_after: tuple[int, BaseException] | None = None
         self.reads: list[ReadOption] = []
-
-    @property
-    def wal_name(self) -> str:
-        return self.inner.wal_name
-
-    @property
-    def channel(self) -> PChannelInfo:
-        return self.inner.channel
-
-    async def append(self, message: MutableMessage) -> MessageID:
-        return await self.inner.append(message)
 
     async def read(self, option: ReadOption) -> Scanner:
         self.reads.append(option)
@@ -423,12 +412,6 @@ class FlakyWAL(WALImpl):
             raise self.fail_reads.pop(0)
         arm, self.fail_after = self.fail_after, None
         return FlakyScanner(await self.inner.read(option), arm)
-
-    async def truncate(self, message_id: MessageID) -> None:
-        await self.inner.truncate(message_id)
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 class FlakyScanner(Scanner):

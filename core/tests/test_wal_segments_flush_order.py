@@ -6,39 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from test_wal_append_path import Wrapped
-from test_wal_integration_segments import (
+from wal_helpers import (  # the WAL tests' shared helpers (core/tests/wal_helpers.py)
+    Wrapped,
     backend_log,
     capacity_chain,
     create_collection,
-    insert,
+    segment_insert,
     segment_of,
 )
 from walstream.message import ImmutableMessage, MessageType
-from walstream.metastore import SQLiteMetastore
 from walstream.proto import messages_pb2 as pb
 from walstream.tso import TimestampOracle
-from walstream.wal import StreamingWAL, WALSettings, open_wal
-from walstream.walimpls import PChannelInfo
+from walstream.wal import StreamingWAL, TxnHandle, WALSettings, open_wal
+from walstream.walimpls import PChannelInfo, WALImpl
 from walstream.walimpls.registry import build_opener
 
 WAIT = 5.0
 QUIET = 10_000_000
 
-
-@pytest.fixture(autouse=True)
-def _no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WALSTREAM_CONFIG", str(tmp_path / "walstream.toml"))
-
-
-@pytest.fixture
-async def tso(tmp_path: Path) -> AsyncIterator[TimestampOracle]:
-    async with SQLiteMetastore(tmp_path / "meta.sqlite3") as ms, TimestampOracle(ms) as oracle:
-        yield oracle
+pytestmark = pytest.mark.usefixtures("no_config")  # conftest.py: no user config file
 
 
 async def open_gated(tso: TimestampOracle, max_rows: int) -> tuple[StreamingWAL, Wrapped]:
@@ -48,7 +36,7 @@ async def open_gated(tso: TimestampOracle, max_rows: int) -> tuple[StreamingWAL,
         impl,
         tso=tso,
         settings=WALSettings(timetick_interval_ms=QUIET),
-        seal_chain=capacity_chain(max_rows),
+        seal_chain=capacity_chain(max_rows, max_bytes=10**9),
         seal_interval_s=3600,
     )
     await wal.append(create_collection())
@@ -56,13 +44,20 @@ async def open_gated(tso: TimestampOracle, max_rows: int) -> tuple[StreamingWAL,
 
 
 async def flushed(wal: StreamingWAL, segment_id: int) -> None:
-    """Wait (bounded by the caller) until ``segment_id`` has no Flush left to append."""
+    """Wait (bounded by the caller) until ``segment_id`` has no Flush left to append, then
+    until every Flush in flight is appended."""
     assert wal.segments is not None
     for _ in range(int(WAIT / 0.01)):
         if segment_id not in wal.segments.unflushed:
+            await wal.segments.wait_flushed()
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"segment {segment_id} was never flushed")
+
+
+async def segment_at(impl: WALImpl, timetick: int) -> int:
+    """The segment of the stored Insert at ``timetick``."""
+    return next(segment_of(m) for m in await backend_log(impl) if m.timetick == timetick)
 
 
 def flushes(log: list[ImmutableMessage], segment_id: int) -> list[int]:
@@ -77,18 +72,23 @@ def flushes(log: list[ImmutableMessage], segment_id: int) -> list[int]:
     return out
 
 
+async def txn_body_in_a_sealed_segment(wal: StreamingWAL, impl: Wrapped) -> tuple[TxnHandle, int]:
+    """An open transaction with a 1-row body in a 2-row segment, then the segment sealed."""
+    txn = await wal.begin_txn("v1")
+    body = await txn.append(segment_insert(rows=1))
+    seg = await segment_at(impl, body.timetick)
+    # Two more rows do not fit the 2-row segment that holds the body: sealed.
+    await wal.append(segment_insert(rows=2))
+    return txn, seg
+
+
 async def test_flush_waits_for_an_open_transaction_with_a_body_in_the_segment(
     tso: TimestampOracle,
 ) -> None:
     wal, impl = await open_gated(tso, max_rows=2)
     try:
         async with asyncio.timeout(WAIT):
-            txn = await wal.begin_txn("v1")
-            body = await txn.append(insert(rows=1))
-            log = await backend_log(impl)
-            seg = next(segment_of(m) for m in log if m.timetick == body.timetick)
-            # Two more rows do not fit the 2-row segment that holds the body: sealed.
-            await wal.append(insert(rows=2))
+            txn, seg = await txn_body_in_a_sealed_segment(wal, impl)
             assert wal.segments is not None
             await wal.segments.wait_flushed()
             await asyncio.sleep(0.05)
@@ -96,7 +96,6 @@ async def test_flush_waits_for_an_open_transaction_with_a_body_in_the_segment(
             assert flushes(await backend_log(impl), seg) == []
             commit = await txn.commit()
             await flushed(wal, seg)
-            await wal.segments.wait_flushed()
             log = await backend_log(impl)
         [at] = flushes(log, seg)
         commit_at = next(i for i, m in enumerate(log) if m.timetick == commit.timetick)
@@ -112,18 +111,12 @@ async def test_a_rolled_back_or_aborted_transaction_releases_the_flush(
     wal, impl = await open_gated(tso, max_rows=2)
     try:
         async with asyncio.timeout(WAIT):
-            txn = await wal.begin_txn("v1")
-            body = await txn.append(insert(rows=1))
-            seg = next(
-                segment_of(m) for m in await backend_log(impl) if m.timetick == body.timetick
-            )
-            await wal.append(insert(rows=2))
+            txn, seg = await txn_body_in_a_sealed_segment(wal, impl)
             assert wal.segments is not None
             await asyncio.sleep(0.05)
             assert seg in wal.segments.unflushed
             await txn.rollback()
             await flushed(wal, seg)
-            await wal.segments.wait_flushed()
             assert len(flushes(await backend_log(impl), seg)) == 1
     finally:
         await wal.close()
@@ -135,18 +128,16 @@ async def test_flush_waits_for_an_insert_still_in_flight_into_the_segment(
     wal, impl = await open_gated(tso, max_rows=3)
     try:
         async with asyncio.timeout(WAIT):
-            first = await wal.append(insert(rows=1))
-            seg = next(
-                segment_of(m) for m in await backend_log(impl) if m.timetick == first.timetick
-            )
+            first = await wal.append(segment_insert(rows=1))
+            seg = await segment_at(impl, first.timetick)
             # The next insert into the segment is held at the backend...
             gate = impl.gates[MessageType.INSERT] = asyncio.Event()
             seen = impl.seen[MessageType.INSERT] = asyncio.Event()
-            held = asyncio.ensure_future(wal.append(insert(rows=1)))
+            held = asyncio.ensure_future(wal.append(segment_insert(rows=1)))
             await seen.wait()
             # ...while a third cannot fit (1 + 1 + 2 > 3): the segment is sealed now.
             gate_opener = asyncio.get_running_loop().call_later(0.2, gate.set)
-            await wal.append(insert(rows=2))
+            await wal.append(segment_insert(rows=2))
             assert wal.segments is not None
             log = await backend_log(impl)
             if not held.done():
@@ -154,7 +145,6 @@ async def test_flush_waits_for_an_insert_still_in_flight_into_the_segment(
             held_result = await held
             gate_opener.cancel()
             await flushed(wal, seg)
-            await wal.segments.wait_flushed()
             log = await backend_log(impl)
         [at] = flushes(log, seg)
         held_at = next(i for i, m in enumerate(log) if m.timetick == held_result.timetick)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,9 +49,7 @@ PCHANNEL = PChannelInfo("pch-1", 1)
 TIMEOUT = 10.0
 
 
-@pytest.fixture(autouse=True)
-def _no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WALSTREAM_CONFIG", str(tmp_path / "walstream.toml"))
+pytestmark = pytest.mark.usefixtures("no_config")  # conftest.py: no user config file
 
 
 class Clock:

@@ -8,17 +8,16 @@ still see everything, in strictly increasing timetick order.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import random
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
-import pytest
+from wal_helpers import (  # the WAL tests' shared helpers (core/tests/wal_helpers.py)
+    Wrapped,
+    backend_log,
+    insert,
+)
+from wal_scan_helpers import assert_strictly_increasing
 from walstream.backends.memory import MemoryMessageID
 from walstream.message import ImmutableMessage, MessageType, MutableMessage, new_message
-from walstream.metastore import SQLiteMetastore
-from walstream.proto import messages_pb2 as pb
 from walstream.tso import TimestampOracle, compose
 from walstream.wal import (
     AckManager,
@@ -31,53 +30,12 @@ from walstream.wal import (
 from walstream.wal.chain import AppendResult
 from walstream.wal.options import WALReadOption
 from walstream.wal.timetick_sync import TimeTickSync
-from walstream.walimpls import AccessMode, DeliverAll, DeliverLatest, PChannelInfo, ReadOption
+from walstream.walimpls import AccessMode, DeliverAll, DeliverLatest, PChannelInfo
 from walstream.walimpls.registry import build_opener
-from walstream.walimpls.spi import Scanner, WALImpl
+from walstream.walimpls.spi import WALImpl
 
 WAIT = 2.0  # seconds: bound on a delivery that needs no periodic sync
 QUIET = 10_000  # ms: a sync interval that never fires during a test
-
-
-class Jittered(WALImpl):
-    """The memory WAL with random append latency, so acks arrive out of timetick order."""
-
-    def __init__(self, inner: WALImpl, jitter: float = 0.0) -> None:
-        self.inner = inner
-        self.jitter = jitter
-
-    @property
-    def wal_name(self) -> str:
-        return self.inner.wal_name
-
-    @property
-    def channel(self) -> PChannelInfo:
-        return self.inner.channel
-
-    async def append(self, message: MutableMessage) -> MemoryMessageID:
-        if self.jitter:
-            await asyncio.sleep(random.random() * self.jitter)
-        return await self.inner.append(message)  # type: ignore[return-value]
-
-    async def read(self, option: ReadOption) -> Scanner:
-        return await self.inner.read(option)
-
-    async def truncate(self, message_id: MemoryMessageID) -> None:  # type: ignore[override]
-        await self.inner.truncate(message_id)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-@pytest.fixture
-async def tso(tmp_path: Path) -> AsyncIterator[TimestampOracle]:
-    async with SQLiteMetastore(tmp_path / "meta.sqlite3") as ms, TimestampOracle(ms) as oracle:
-        yield oracle
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"release-{uuid.uuid4().hex}"
 
 
 async def open_impl(namespace: str, mode: AccessMode = AccessMode.RW) -> WALImpl:
@@ -87,33 +45,10 @@ async def open_impl(namespace: str, mode: AccessMode = AccessMode.RW) -> WALImpl
 
 async def open_rw(
     tso: TimestampOracle, namespace: str, jitter: float = 0.0
-) -> tuple[StreamingWAL, Jittered]:
-    impl = Jittered(await open_impl(namespace), jitter)
+) -> tuple[StreamingWAL, Wrapped]:
+    impl = Wrapped(await open_impl(namespace), jitter=jitter)
     settings = WALSettings(timetick_interval_ms=QUIET)
     return await open_wal(impl, tso=tso, settings=settings, vchannels=["v1"]), impl
-
-
-def insert(payload: bytes = b"row") -> MutableMessage:
-    return new_message(
-        MessageType.INSERT,
-        vchannel="v1",
-        header=pb.InsertMessageHeader(collection_id=1),
-        payload=payload,
-    )
-
-
-async def backend_log(impl: WALImpl) -> list[ImmutableMessage]:
-    """Everything stored so far (appends are done: stop at the first idle gap)."""
-    scanner = await impl.read(ReadOption(name="check", deliver_policy=DeliverAll()))
-    out: list[ImmutableMessage] = []
-    try:
-        while True:
-            try:
-                out.append(await asyncio.wait_for(anext(scanner), 0.05))
-            except TimeoutError:
-                return out
-    finally:
-        await scanner.close()
 
 
 def persisted_ticks(log: Sequence[ImmutableMessage]) -> int:
@@ -136,11 +71,6 @@ async def read_inserts(scanner: WALScanner, count: int) -> list[ImmutableMessage
             out.append(msg)
             seen += msg.message_type is MessageType.INSERT
     return out
-
-
-def assert_strictly_increasing(messages: Sequence[ImmutableMessage]) -> None:
-    tts = [m.timetick for m in messages]
-    assert all(a < b for a, b in itertools.pairwise(tts)), tts
 
 
 # --- through the streaming WAL --------------------------------------------------------
@@ -218,14 +148,14 @@ async def test_catch_up_readers_see_every_message(tso: TimestampOracle, namespac
     wal, _ = await open_rw(tso, namespace, jitter=0.005)
     try:
         first = await asyncio.wait_for(
-            asyncio.gather(*(wal.append(insert(bytes([i]))) for i in range(30))), WAIT
+            asyncio.gather(*(wal.append(insert(payload=bytes([i]))) for i in range(30))), WAIT
         )
         # RW, from the start: catches up from the backend, then switches to the buffer
         # (the scanner's forced persisted tick) and tails the rest.
         scanner = await wal.read(WALReadOption(name="all", deliver_policy=DeliverAll()))
         try:
             second = await asyncio.wait_for(
-                asyncio.gather(*(wal.append(insert(bytes([i]))) for i in range(30))), WAIT
+                asyncio.gather(*(wal.append(insert(payload=bytes([i]))) for i in range(30))), WAIT
             )
             got = await read_inserts(scanner, 60)
         finally:
