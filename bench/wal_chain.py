@@ -245,6 +245,7 @@ async def tail(
     interval_ms: int,
     segments: bool,
     warmup: float = 1.0,
+    label: str = "",
 ) -> Result:
     """Paced appends at ``rate`` through the chain while one scanner tails the vchannel.
 
@@ -252,7 +253,7 @@ async def tail(
     but left out of the percentiles (their worst delivery is ``extra["warmup_max"]``):
     the first inserts wait for their segment's CreateSegment, caches fill, and so on.
     """
-    name = f"tail_{interval_ms}ms"
+    name = f"tail_{interval_ms}ms{'_' + label if label else ''}"
     vchannel = f"{name}_v0"
     skip = int(rate * warmup)
     total = skip + int(rate * seconds)
@@ -442,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     interval,
                     segments,
                     args.warmup,
+                    label=f"gc{gc_gen2}",
                 )
             )
             gc.set_threshold(*default_thresholds)
