@@ -326,7 +326,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="100,1024,4096,16384,65536")
+    parser.add_argument(
+        "--sizes",
+        default="100,1024,4096,16384,65536",
+        help="payload sizes of the throughput runs (empty: no throughput runs)",
+    )
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument(
         "--pool",
@@ -407,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         lat.add_column(col, justify="right")
     with tempfile.TemporaryDirectory(dir=args.dir or Path.cwd(), prefix=".bench-") as tmp:
         root = Path(tmp)
-        for size in (int(s) for s in args.sizes.split(",")):
+        for size in (int(s) for s in args.sizes.split(",") if s.strip()):
             in_flight = 2000 if size <= 1024 else 256
             pool = args.pool if size <= 16384 else max(1, args.pool // 10)
             b = asyncio.run(bare(size, args.seconds, root, in_flight, pool))
