@@ -26,7 +26,7 @@ from wal_helpers import (  # the WAL tests' shared helpers (core/tests/wal_helpe
     segment_of,
     wab_contents,
 )
-from walstream.errors import FencedError, MessageTooLargeError, WALError
+from walstream.errors import FencedError, MessageError, MessageTooLargeError, WALError
 from walstream.message import ImmutableMessage, MessageID, MessageType, MutableMessage, new_message
 from walstream.proto import messages_pb2 as pb
 from walstream.tso import TimestampOracle
@@ -158,6 +158,35 @@ async def test_concurrent_appends_go_through_batches_with_distinct_timeticks(
             payloads
         )
         assert_last_confirmed_guarantee(log, results)
+    finally:
+        await wal.close()
+
+
+@pytest.mark.parametrize("batch_max", [1024, 1])
+async def test_one_message_object_appended_twice_at_once_is_refused(
+    tso: TimestampOracle, namespace: str, batch_max: int
+) -> None:
+    """The chain stamps the object itself: a second concurrent append of it is a clear error,
+    the first one is stored once; appending it again after the first returned is allowed."""
+    wal, impl = await open_batch_wal(tso, namespace, append_batch_max=batch_max)
+    try:
+        async with asyncio.timeout(WAIT):
+            await wal.append(create())
+            message = insert(payload=b"twice")
+            first, second = await asyncio.gather(
+                wal.append(message), wal.append(message), return_exceptions=True
+            )
+            assert isinstance(first, AppendResult)
+            assert isinstance(second, MessageError)
+            assert "already being appended" in str(second)
+            again = await wal.append(message)
+            assert again.timetick > first.timetick
+            log = await backend_log(impl)
+        stored = [m for m in log if m.payload == b"twice"]
+        assert [(m.message_id, m.timetick) for m in stored] == [
+            (first.message_id, first.timetick),
+            (again.message_id, again.timetick),
+        ]
     finally:
         await wal.close()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from walstream import hooks
-from walstream.errors import FencedError, ReadOnlyWALError, WALClosedError
+from walstream.errors import FencedError, MessageError, ReadOnlyWALError, WALClosedError
 from walstream.message import ImmutableMessage, MessageType, MutableMessage, new_message
 from walstream.policy import PolicySettings, SealPolicyChain, load_policy_settings
 from walstream.policy import build_chain as build_seal_chain
@@ -118,6 +118,7 @@ class StreamingWAL:
         # Concurrent plain appends waiting for the next batch (see ``_run_batch``).
         self._queued: list[tuple[MutableMessage, asyncio.Future[AppendResult]]] = []
         self._batches: set[asyncio.Task[None]] = set()
+        self._appending: set[int] = set()  # ids of client messages being appended
 
     # --- inspection ---------------------------------------------------------------
 
@@ -198,7 +199,16 @@ class StreamingWAL:
                 f"TimeTick, CreateSegment, Flush and Txn messages itself"
             )
         rw = self._writer()
+        key = id(message)
+        if key in self._appending:
+            # The chain stamps the message object itself: two appends of one object at
+            # once would overwrite each other's timetick.
+            raise MessageError(
+                f"this {mtype.name} message is already being appended; build a new message "
+                f"for each append (or wait for the first append to return)"
+            )
         message.with_wal_term(self.channel.term)
+        self._appending.add(key)
         if self._settings.append_batch_max > 1 and batchable(message):
             # Counted in flight until its batch ends, even if this caller is cancelled:
             # close() must not close the backend under it.
@@ -208,6 +218,7 @@ class StreamingWAL:
         try:
             return await rw.chain(message)
         finally:
+            self._appending.discard(key)
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
@@ -244,6 +255,8 @@ class StreamingWAL:
         try:
             await self._append_batch(batch)
         finally:
+            for message, _ in batch:
+                self._appending.discard(id(message))
             self._in_flight -= len(batch)
             if self._in_flight == 0:
                 self._idle.set()
