@@ -27,35 +27,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from walstream.metastore import SQLiteMetastore
 from walstream.testing.services import service_missing
+from walstream.testing.wal_workload import workload_ops
 from walstream.tso import TimestampOracle
 from walstream.wal.workload import Op, check_workload
 from walstream.walimpls.registry import build_opener
 
-ops_strategy = st.lists(
-    st.builds(
-        Op,
-        kind=st.sampled_from(
-            [
-                "insert",
-                "insert",
-                "insert",
-                "delete",
-                "create",
-                "drop",
-                "flush",
-                "txn_commit",
-                "txn_commit",
-                "txn_rollback",
-                "txn_expire",
-            ]
-        ),
-        vchannel=st.integers(0, 2),
-        size=st.integers(1, 4),
-        delay=st.integers(0, 6),
-    ),
-    min_size=1,
-    max_size=12,
-)
+ops_strategy = workload_ops(max_size=12)
 
 Env = dict[str, str]
 SettingsFactory = Callable[[Path], dict[str, Any]]

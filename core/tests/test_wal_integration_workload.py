@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from walstream.message import ImmutableMessage
 from walstream.metastore import SQLiteMetastore
+from walstream.testing.wal_workload import workload_ops
 from walstream.tso import TimestampOracle
 from walstream.wal import ScanMode, WALSettings, open_wal
 from walstream.wal.options import WALReadOption
@@ -29,31 +30,7 @@ from walstream.walimpls.registry import build_opener
 
 EXAMPLE_TIMEOUT = 20.0
 
-ops_strategy = st.lists(
-    st.builds(
-        Op,
-        kind=st.sampled_from(
-            [
-                "insert",
-                "insert",
-                "insert",
-                "delete",
-                "create",
-                "drop",
-                "flush",
-                "txn_commit",
-                "txn_commit",
-                "txn_rollback",
-                "txn_expire",
-            ]
-        ),
-        vchannel=st.integers(0, 2),
-        size=st.integers(1, 4),
-        delay=st.integers(0, 6),
-    ),
-    min_size=1,
-    max_size=14,
-)
+ops_strategy = workload_ops(max_size=14)
 
 
 @settings(
