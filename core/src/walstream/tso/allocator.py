@@ -256,16 +256,18 @@ class TimestampOracle:
             raise ValueError(f"barrier must be a timestamp in [0, 2**64), got {barrier!r}")
         return await self._allocate(1, barrier)
 
-    def allocate_many_nowait(self, count: int) -> int | None:
-        """``count`` consecutive timestamps without awaiting: the first, or ``None`` to wait.
+    def allocate_many_nowait(self, count: int, barrier: int = 0) -> int | None:
+        """``count`` consecutive timestamps (the first ``>= barrier``) without awaiting.
 
-        As :meth:`allocate_nowait` (same ``None`` cases), for a batch: one clock
-        read for all of them; the caller uses ``first .. first + count - 1``.
+        Returns the first (the caller uses ``first .. first + count - 1``), or ``None``
+        as :meth:`allocate_nowait` does: one clock read for the whole batch.
         """
         if self._lock.locked() or not self._started or count < 1:
             return None
+        if not isinstance(barrier, int) or not 0 <= barrier <= MAX_TIMESTAMP:
+            return None  # the async method raises the ValueError
         self._check_usable()
-        first = max(self._last + 1, compose(self._now(), 0))
+        first = max(self._last + 1, compose(self._now(), 0), barrier)
         last = first + count - 1
         physical = last >> LOGICAL_BITS
         if last > MAX_TIMESTAMP or physical >= self._window_end:
@@ -282,18 +284,7 @@ class TimestampOracle:
         async methods do when the oracle is closed or fenced. A window extension
         may start in the background, as after any allocation.
         """
-        if self._lock.locked() or not self._started:
-            return None
-        if not isinstance(barrier, int) or not 0 <= barrier <= MAX_TIMESTAMP:
-            return None  # the async method raises the ValueError
-        self._check_usable()
-        first = max(self._last + 1, compose(self._now(), 0), barrier)
-        physical = first >> LOGICAL_BITS
-        if first > MAX_TIMESTAMP or physical >= self._window_end:
-            return None
-        self._last = first
-        self._maybe_extend_early(physical)
-        return first
+        return self.allocate_many_nowait(1, barrier)
 
     async def _allocate(self, count: int, barrier: int) -> int:
         async with self._lock:
