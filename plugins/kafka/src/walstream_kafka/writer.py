@@ -18,6 +18,8 @@ trip. Errors, by class (see ``errors``):
 - fenced: a newer term's ``init_transactions`` took the transactional id. The batch and
   every later append fail with ``FencedError``; the coordinator aborted the
   transaction, so none of these records is ever visible to ``read_committed`` readers.
+  A commit that races the takeover may fail with another error first; the abort that
+  follows then reports the fence, and the batch is fenced all the same.
 - abortable (a record failed, e.g. delivery timed out while a broker was down): the
   transaction is aborted (its records become invisible) and the batch is produced
   again in a new transaction, at most ``_MAX_ATTEMPTS`` times.
@@ -310,13 +312,20 @@ class TxnWriter:
         log.warning(
             "%s: aborting a transaction of %d records: %s", self._where, len(batch), describe(err)
         )
-        if not self._abort(producer):
-            self._fail_for_good(
-                KafkaWALError(
+        abort_error = self._abort(producer)
+        if abort_error is not None:
+            # A commit racing a newer writer's takeover fails with whatever the coordinator
+            # says (Kafka 4 answers UNKNOWN or INVALID_TXN_STATE, see KAFKA-20785) and only the
+            # abort then reports the fence. The takeover rolled the transaction back, so the
+            # batch is refused as fenced: the caller must not see a non-final error for it.
+            failure = (
+                final_error(f"append to {self._where}", abort_error)
+                if is_fenced(abort_error)
+                else KafkaWALError(
                     f"{self._where}: could not abort a failed transaction: {describe(err)}"
-                ),
-                batch,
+                )
             )
+            self._fail_for_good(failure, batch)
             return
         # Aborted: nothing of the batch is visible. Records that failed on their own for a
         # final reason fail; the others go again, first, in their order.
@@ -343,20 +352,18 @@ class TxnWriter:
                 again.append(item)
         self._carry.extendleft(reversed(again))
 
-    def _abort(self, producer: Producer) -> bool:
+    def _abort(self, producer: Producer) -> KafkaException | None:
+        """Abort the open transaction; the error that stopped it, or None once aborted."""
         while True:
             try:
                 producer.abort_transaction(self._commit_slice_s)
-                return True
+                return None
             except KafkaException as exc:
                 err = kafka_error(exc)
-                if is_fenced(err):
-                    self._fail_for_good(final_error(f"append to {self._where}", exc))
-                    return False
-                if err is None or err.fatal() or not is_transient(err):
-                    return False
+                if is_fenced(err) or err is None or err.fatal() or not is_transient(err):
+                    return exc
                 if self._stopping and time.monotonic() > self._stop_deadline:
-                    return False
+                    return exc
 
     # --- outcomes --------------------------------------------------------------------------
 
