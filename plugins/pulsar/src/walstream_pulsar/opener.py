@@ -13,8 +13,11 @@ from walstream.walimpls import AccessMode, Capabilities, Opener, PChannelInfo, W
 
 from walstream_pulsar import retry
 from walstream_pulsar.client import make_client, producer_kwargs
+from walstream_pulsar.dedup import DuplicateLocator
 from walstream_pulsar.errors import PulsarUnavailableError, final_error
+from walstream_pulsar.message_id import PulsarMessageID
 from walstream_pulsar.naming import topic_name
+from walstream_pulsar.records import DATA, record_key
 from walstream_pulsar.settings import PulsarSettings
 from walstream_pulsar.takeover import check_non_partitioned, ensure_subscription, take_over
 from walstream_pulsar.wal import PulsarWAL
@@ -65,25 +68,25 @@ class PulsarOpener(Opener):
         client = self._client
         abandoned = threading.Event()
 
-        def prepare() -> pulsar.Producer | None:
+        def prepare() -> tuple[pulsar.Producer, PulsarMessageID | None] | None:
             retry.call(lambda: check_non_partitioned(client, topic), deadline)
             if not rw:
                 return None
             retry.call(
                 lambda: ensure_subscription(client, topic, s.truncation_subscription), deadline
             )
-            producer = take_over(
+            taken = take_over(
                 client, topic, pchannel.name, pchannel.term, producer_kwargs(s), deadline
             )
             if abandoned.is_set():  # open() gave up meanwhile: nobody will use it
                 with contextlib.suppress(pulsar.PulsarException):
-                    producer.close()
+                    taken[0].close()
                 raise PulsarUnavailableError(f"{what}: abandoned after open_timeout_s")
-            return producer
+            return taken
 
         try:
             async with asyncio.timeout(s.open_timeout_s + _GRACE_S):
-                producer = await asyncio.to_thread(prepare)
+                taken = await asyncio.to_thread(prepare)
         except TimeoutError:
             abandoned.set()
             raise self._unavailable(what, None) from None
@@ -92,13 +95,19 @@ class PulsarOpener(Opener):
                 raise self._unavailable(what, exc) from exc
             raise final_error(what, exc) from exc
         writer = None
-        if producer is not None:
+        if taken is not None:
+            producer, claim = taken
+            where = f"pulsar pchannel {pchannel.name!r}"
+            duplicates = DuplicateLocator(
+                client, topic, record_key(DATA, pchannel.term), claim, s.append_timeout_s, where
+            )
             writer = PulsarWriter(
                 producer,
                 pchannel.term,
-                f"pulsar pchannel {pchannel.name!r}",
+                where,
                 s.max_pending_messages,
                 s.append_timeout_s,
+                duplicates,
             )
         wal = PulsarWAL(pchannel, topic, s, client, writer, on_close=self._wals.discard)
         if self._closed:  # closed while this open was in progress

@@ -21,10 +21,11 @@ import logging
 from typing import Any
 
 import pulsar  # type: ignore[import-untyped]
-from walstream.errors import FencedError
+from walstream.errors import FencedError, MessageError
 
 from walstream_pulsar import retry
 from walstream_pulsar.errors import PulsarWALError, is_fenced
+from walstream_pulsar.message_id import PulsarMessageID
 from walstream_pulsar.records import CLAIM, parse_key, record_key
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,8 @@ def take_over(
     term: int,
     producer_kwargs: dict[str, Any],
     deadline: float,
-) -> pulsar.Producer:
-    """A producer that fenced every earlier writer and stored its claim.
+) -> tuple[pulsar.Producer, PulsarMessageID | None]:
+    """A producer that fenced every earlier writer and stored its claim, and the claim's id.
 
     Raises ``FencedError`` if a higher term already wrote to the topic.
     """
@@ -103,8 +104,11 @@ def take_over(
             # Every earlier producer of this topic is fenced now and can store nothing more.
             highest = retry.call(lambda: last_term(client, topic), deadline)
             refuse_stale(pchannel, term, highest, "stored while this open fenced the writers")
-            producer.send(b"", partition_key=record_key(CLAIM, term))
-            return producer
+            claim = producer.send(b"", partition_key=record_key(CLAIM, term))
+            try:
+                return producer, PulsarMessageID.from_pulsar(claim)
+            except MessageError:  # not a position (cannot happen for a first send)
+                return producer, None
         except pulsar.PulsarException as exc:
             _discard(producer)
             if not is_fenced(exc) or attempt == _ATTEMPTS:

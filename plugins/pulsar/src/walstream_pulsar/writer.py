@@ -11,7 +11,8 @@ the client's own queue never overflows and
 Outcomes, by class (``errors``):
 
 - ``Ok``: the broker persisted the message (journal synced by the bookie); its id is
-  returned.
+  returned. An ``Ok`` without a position is a resend after a reconnect that the broker
+  deduplicated (it had stored the message before the drop): ``dedup`` finds its id.
 - ``ProducerFenced``: an opener at another term created an exclusive-with-fencing
   producer; this and every later append fail with ``FencedError``. The broker refuses
   everything this producer sends after that, so none of these appends is visible.
@@ -31,6 +32,7 @@ from functools import partial
 import pulsar  # type: ignore[import-untyped]
 from walstream.errors import FencedError, WALClosedError, WALError
 
+from walstream_pulsar.dedup import DuplicateLocator
 from walstream_pulsar.errors import (
     PulsarUnavailableError,
     PulsarWALError,
@@ -54,8 +56,12 @@ class PulsarWriter:
         where: str,
         max_pending: int,
         append_timeout_s: float,
+        duplicates: DuplicateLocator | None = None,
     ) -> None:
+        """``duplicates`` finds the ids of resends the broker deduplicated (without it,
+        such an append fails with a ``PulsarWALError`` saying it is stored)."""
         self._producer = producer
+        self._duplicates = duplicates
         self._key = record_key(DATA, term)
         self._where = where
         self._max_pending = max_pending
@@ -63,9 +69,9 @@ class PulsarWriter:
         self._slots: asyncio.Semaphore | None = None
         self._failure: WALError | None = None
         self._closed = False
-        self._outcomes: deque[tuple[asyncio.Future[PulsarMessageID], pulsar.Result, object]] = (
-            deque()
-        )
+        self._outcomes: deque[
+            tuple[asyncio.Future[PulsarMessageID], bytes, dict[str, str], pulsar.Result, object]
+        ] = deque()
         self._wake_scheduled = False
 
     @property
@@ -93,11 +99,10 @@ class PulsarWriter:
             self._check()
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[PulsarMessageID] = loop.create_future()
-            sent = partial(self._sent, loop, fut)
+            props = dict(properties)
+            sent = partial(self._sent, loop, fut, payload, props)
             try:
-                self._producer.send_async(
-                    payload, sent, properties=dict(properties), partition_key=self._key
-                )
+                self._producer.send_async(payload, sent, properties=props, partition_key=self._key)
             except pulsar.PulsarException as exc:
                 raise self._error(exc) from exc
             return await fut
@@ -106,13 +111,15 @@ class PulsarWriter:
         self,
         loop: asyncio.AbstractEventLoop,
         fut: asyncio.Future[PulsarMessageID],
+        payload: bytes,
+        properties: dict[str, str],
         result: pulsar.Result,
         mid: object,
     ) -> None:
         """The send callback, on a pulsar-client thread: queue the outcome and wake the
         loop once for all outcomes queued until it drains them (a batch's callbacks arrive
         together, so one wake-up settles the whole batch)."""
-        self._outcomes.append((fut, result, mid))
+        self._outcomes.append((fut, payload, properties, result, mid))
         if not self._wake_scheduled:
             self._wake_scheduled = True
             try:
@@ -127,22 +134,36 @@ class PulsarWriter:
             self._settle(*outcomes.popleft())
 
     def _settle(
-        self, fut: asyncio.Future[PulsarMessageID], result: pulsar.Result, mid: object
+        self,
+        fut: asyncio.Future[PulsarMessageID],
+        payload: bytes,
+        properties: dict[str, str],
+        result: pulsar.Result,
+        mid: object,
     ) -> None:
-        if fut.done():
-            return
+        # Positions are tracked even for callers that stopped waiting: a later resend's
+        # id is found from the position before it.
         if result == pulsar.Result.Ok:
             try:
-                fut.set_result(PulsarMessageID.from_receipt(mid))
-            except ValueError as exc:  # a receipt without a position (broker deduplication)
-                fut.set_exception(
-                    PulsarWALError(
-                        f"append to {self._where} was acknowledged without a message id "
-                        f"({mid}); the message is stored but its id is unknown: {exc}"
+                stored = PulsarMessageID.from_receipt(mid)
+            except ValueError as exc:  # no position: a resend the broker deduplicated
+                if self._duplicates is not None:
+                    self._duplicates.duplicate(fut, payload, properties)
+                elif not fut.done():
+                    fut.set_exception(
+                        PulsarWALError(
+                            f"append to {self._where} was acknowledged without a message id "
+                            f"({mid}); the message is stored but its id is unknown: {exc}"
+                        )
                     )
-                )
+                return
+            if self._duplicates is not None:
+                self._duplicates.stored(stored)
+            if not fut.done():
+                fut.set_result(stored)
             return
-        fut.set_exception(self._error(result))
+        if not fut.done():
+            fut.set_exception(self._error(result))
 
     def _error(self, err: BaseException | pulsar.Result) -> WALError:
         if is_fenced(err):
@@ -183,3 +204,7 @@ class PulsarWriter:
 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.to_thread(shut), self._append_timeout_s + 10.0)
+        if self._duplicates is not None:
+            self._drain()  # receipts posted by the flush: resends among them are located now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._duplicates.close(), self._append_timeout_s + 10.0)
