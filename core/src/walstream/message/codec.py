@@ -23,6 +23,11 @@ _U32 = struct.Struct(">I")
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
+_key_parts: dict[str, bytes] = {}
+"""Length prefix and UTF-8 of each property key seen (a few dozen names in a process)."""
+_KEY_PARTS_MAX = 1024
+
+
 def encode(message: Message, limit: int | None = None, where: str = "the WAL") -> bytes:
     """Encode payload and properties into one entry.
 
@@ -30,19 +35,30 @@ def encode(message: Message, limit: int | None = None, where: str = "the WAL") -
     naming ``where``); checking here costs nothing extra, the bytes are counted anyway.
     """
     pack = _U32.pack
-    props = message.properties
+    props = message._properties  # the dict itself: no read-only view per message
     payload = message.payload
     parts: list[bytes] = [MAGIC, pack(len(props))]
+    append = parts.append
+    key_parts = _key_parts
     size = len(payload)
     for key, value in props.items():
-        kb = key.encode()
+        # Every message repeats the same few keys: their bytes are made once.
+        kp = key_parts.get(key)
+        if kp is None:
+            kb = key.encode()
+            kp = pack(len(kb)) + kb
+            if len(key_parts) < _KEY_PARTS_MAX:
+                key_parts[key] = kp
         vb = value.encode()
-        size += len(kb) + len(vb)
-        parts += (pack(len(kb)), kb, pack(len(vb)), vb)
+        size += len(kp) - 4 + len(vb)
+        append(kp)
+        append(pack(len(vb)))
+        append(vb)
     if limit is not None and size > limit:
         raise MessageTooLargeError(size, limit, where)
     message._size = size  # counted anyway: spares the next reader of ``size`` a second pass
-    parts += (pack(len(payload)), payload)
+    append(pack(len(payload)))
+    append(payload)
     return b"".join(parts)
 
 

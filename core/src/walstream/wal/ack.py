@@ -44,9 +44,9 @@ class TimestampAllocator(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per message, and a frozen __init__ is slower
 class AckDetail:
-    """One successfully appended message, as acknowledged."""
+    """One successfully appended message, as acknowledged (treat as read-only)."""
 
     timetick: int
     message: ImmutableMessage

@@ -69,11 +69,14 @@ class LastConfirmedManager:
     check from the change it guards.
     """
 
-    __slots__ = ("_heap", "_last", "_seq")
+    __slots__ = ("_heap", "_last", "_last_key", "_seq")
 
     def __init__(self, initial: MessageID) -> None:
         """Start at ``initial``: the id of the WAL's first TimeTick (written when it opened)."""
         self._last = initial
+        # Ids of one WAL compare by their sort keys: plain tuples, cheaper than MessageID's
+        # own comparisons on this per-message path.
+        self._last_key = initial.sort_key()
         # (sort key, seq, end timestamp, id, txn); seq breaks ties without comparing txns.
         self._heap: list[tuple[tuple[int, ...], int, int, MessageID, TxnResolution | None]] = []
         self._seq = itertools.count()
@@ -85,7 +88,8 @@ class LastConfirmedManager:
 
     def push(self, message_id: MessageID, end_timestamp: int, txn: TxnResolution | None) -> None:
         """Record an acknowledged message; ``txn`` is its transaction, if it belongs to one."""
-        if message_id < self._last:
+        key = message_id.sort_key()
+        if key < self._last_key:
             # Only a backend handing out ids out of append order can do this; the
             # id is still tracked, and ``message_id`` never goes backwards.
             log.warning(
@@ -94,19 +98,18 @@ class LastConfirmedManager:
                 message_id,
                 self._last,
             )
-        heapq.heappush(
-            self._heap, (message_id.sort_key(), next(self._seq), end_timestamp, message_id, txn)
-        )
+        heapq.heappush(self._heap, (key, next(self._seq), end_timestamp, message_id, txn))
 
     def advance(self, watermark: int) -> MessageID:
         """Pop every head that is safe at confirmed watermark ``watermark``; return the id."""
         heap = self._heap
         while heap:
-            _, _, end, mid, txn = heap[0]
+            key, _, end, mid, txn = heap[0]
             if end >= watermark or (txn is not None and not txn.resolved):
                 break
             heapq.heappop(heap)
-            self._last = max(self._last, mid)
+            if key > self._last_key:
+                self._last, self._last_key = mid, key
         return self._last
 
     def __len__(self) -> int:

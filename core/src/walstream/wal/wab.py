@@ -38,7 +38,7 @@ DEFAULT_KEEPALIVE_SECONDS = 30.0
 _COMPACT_MIN = 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per message, and a frozen __init__ is slower
 class BufferedMessage:
     """One held message: its continuous offset, timetick, size and when it was added."""
 

@@ -107,11 +107,14 @@ class DeliveryPipeline:
         tt = tick.timetick
         self._staged.extend(self._reorder.pop_until(tt))
         queued = False
-        while self._staged:
+        staged, ready, capacity = self._staged, self._ready, self._capacity
+        while staged:
             # Wait before taking it out of staging, so that every message is
-            # counted somewhere while the reader is slow.
-            await self._wait_room()
-            out = self._txns.push(self._staged.popleft())
+            # counted somewhere while the reader is slow. (Checked here first: no
+            # coroutine per message while there is room.)
+            if len(ready) >= capacity:
+                await self._wait_room()
+            out = self._txns.push(staged.popleft())
             if out is not None:
                 queued = self._put(out) or queued
         self._txns.expire(tt)

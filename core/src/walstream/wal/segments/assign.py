@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import NoReturn
 
 from walstream import hooks
@@ -44,27 +43,31 @@ _Member = tuple[int, MutableMessage, pb.InsertMessageHeader, pb.PartitionSegment
 CREATED_HOOK = "walstream_segment_created"
 
 
-@dataclass(slots=True)
 class Reservation:
     """Room an insert holds in its segments until its append ends."""
 
-    entries: list[tuple[GrowingSegment, InsertStats]] = field(default_factory=list)
+    __slots__ = ("entries",)
 
-    def add(self, segment: GrowingSegment, insert: InsertStats) -> None:
-        """Hold room for ``insert`` in ``segment``."""
-        segment.reserve(insert)
-        self.entries.append((segment, insert))
+    def __init__(self) -> None:
+        """No room held yet."""
+        self.entries: list[tuple[GrowingSegment, int, int]] = []
+        """(segment, rows, binary bytes) held in each segment."""
+
+    def add(self, segment: GrowingSegment, rows: int, binary_bytes: int) -> None:
+        """Hold room for ``rows`` and ``binary_bytes`` in ``segment``."""
+        segment.reserve(rows, binary_bytes)
+        self.entries.append((segment, rows, binary_bytes))
 
     def commit(self, now: float) -> None:
         """The append succeeded: the rows and bytes now count in the segments' stats."""
-        for segment, insert in self.entries:
-            segment.commit(insert, now)
+        for segment, rows, binary_bytes in self.entries:
+            segment.commit(rows, binary_bytes, now)
         self.entries.clear()
 
     def release(self) -> None:
         """The append failed or is redone: give the room back."""
-        for segment, insert in self.entries:
-            segment.release(insert)
+        for segment, rows, binary_bytes in self.entries:
+            segment.release(rows, binary_bytes)
         self.entries.clear()
 
 
@@ -128,7 +131,7 @@ class InsertAssigner:
                     self._emitter.flush_soon(sealed)
                     sealed.clear()
                     self._create(shard, segment, timetick)
-                reservation.add(segment, insert)
+                reservation.add(segment, insert.rows, insert.binary_bytes)
                 part.segment_assignment.segment_id = segment.segment_id
         except BaseException:
             reservation.release()
@@ -201,18 +204,14 @@ class InsertAssigner:
         eligible = [s for s in shard.growing if s.create_timetick < oldest]
         if not eligible or len(eligible) < len(shard.growing):
             return False
-        parts = [
-            InsertStats(
-                collection_id, partition_id, vchannel, part.rows, part.binary_size or message.size
-            )
-            for _, message, _, part in members
-        ]
+        # (rows, bytes) of each member; plain tuples: this runs once per insert.
+        parts = [(part.rows, part.binary_size or message.size) for _, message, _, part in members]
         together = InsertStats(
             collection_id,
             partition_id,
             vchannel,
-            sum(p.rows for p in parts),
-            sum(p.binary_bytes for p in parts),
+            sum(rows for rows, _ in parts),
+            sum(binary_bytes for _, binary_bytes in parts),
         )
         try:
             plan = self._chain.assign([s.view() for s in eligible], together, now)
@@ -225,11 +224,11 @@ class InsertAssigner:
         segment = self._manager.growing_segment(plan.segment_id)
         assert segment is not None, "the chain chose a segment that is not growing"
         segment_id = segment.segment_id
-        for (i, message, header, part), insert in zip(members, parts, strict=True):
+        for (i, message, header, part), (rows, binary_bytes) in zip(members, parts, strict=True):
             part.segment_assignment.segment_id = segment_id
             set_header(message, header)
             reservation = Reservation()
-            reservation.add(segment, insert)
+            reservation.add(segment, rows, binary_bytes)
             outcomes[i] = reservation
         return True
 

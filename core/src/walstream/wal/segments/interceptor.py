@@ -130,7 +130,7 @@ class SegmentAssignInterceptor(Interceptor):
         txn = message.txn_context
         if txn is not None:
             # Before the append: the Flush of these segments waits for the txn's end.
-            self._pin(txn.txn_id, [segment for segment, _ in reservation.entries])
+            self._pin(txn.txn_id, [segment for segment, _, _ in reservation.entries])
         try:
             result = await next_(message)
         except BaseException:

@@ -10,10 +10,9 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from walstream.policy import InsertStats, SegmentLimits, SegmentStats
+from walstream.policy import SegmentLimits, SegmentStats
 
 
-@dataclass(slots=True)
 class GrowingSegment:
     """One growing segment: its committed figures plus what in-flight inserts reserved.
 
@@ -22,50 +21,86 @@ class GrowingSegment:
     (``view``), so concurrent inserts cannot together overfill a segment.
     """
 
-    stats: SegmentStats
-    create_timetick: int
-    pending_rows: int = 0
-    pending_bytes: int = 0
-    sealed: bool = False
-    pending_inserts: int = 0
-    """Inserts assigned here whose append has not ended (Milvus's ack semaphore)."""
-    open_txns: int = 0
-    """Open transactions with a body here (Milvus's txn semaphore)."""
-    _on_settled: list[Callable[[], None]] = field(default_factory=list)
+    __slots__ = (
+        "_added_bytes",
+        "_added_rows",
+        "_base",
+        "_last_insert_at",
+        "_on_settled",
+        "create_timetick",
+        "open_txns",
+        "pending_bytes",
+        "pending_inserts",
+        "pending_rows",
+        "sealed",
+    )
+
+    def __init__(self, stats: SegmentStats, create_timetick: int) -> None:
+        """A segment with committed figures ``stats``, created at ``create_timetick``."""
+        # Commits add to plain counters; the immutable SegmentStats is built only when
+        # asked for (policies ask once per assignment, commits come once per insert).
+        self._base = stats
+        self._added_rows = 0
+        self._added_bytes = 0
+        self._last_insert_at = stats.last_insert_at
+        self.create_timetick = create_timetick
+        self.pending_rows = 0
+        self.pending_bytes = 0
+        self.sealed = False
+        self.pending_inserts = 0
+        """Inserts assigned here whose append has not ended (Milvus's ack semaphore)."""
+        self.open_txns = 0
+        """Open transactions with a body here (Milvus's txn semaphore)."""
+        self._on_settled: list[Callable[[], None]] = []
+
+    @property
+    def stats(self) -> SegmentStats:
+        """The committed figures."""
+        if (
+            self._added_rows
+            or self._added_bytes
+            or self._last_insert_at != self._base.last_insert_at
+        ):
+            self._base = self._figures(0, 0)
+            self._added_rows = self._added_bytes = 0
+        return self._base
 
     @property
     def segment_id(self) -> int:
         """The segment's id."""
-        return self.stats.segment_id
+        return self._base.segment_id
 
     def view(self) -> SegmentStats:
         """The figures policies decide on: committed plus reserved."""
         if not self.pending_rows and not self.pending_bytes:
             return self.stats
-        stats = self.stats
-        # The constructor, not ``dataclasses.replace``: this runs once per insert.
+        return self._figures(self.pending_rows, self.pending_bytes)
+
+    def _figures(self, rows: int, binary_bytes: int) -> SegmentStats:
+        base = self._base
+        # The constructor, not ``dataclasses.replace``: this runs once per assignment.
         return SegmentStats(
-            stats.segment_id,
-            stats.collection_id,
-            stats.partition_id,
-            stats.vchannel,
-            stats.limits,
-            stats.created_at,
-            stats.last_insert_at,
-            stats.rows + self.pending_rows,
-            stats.binary_bytes + self.pending_bytes,
+            base.segment_id,
+            base.collection_id,
+            base.partition_id,
+            base.vchannel,
+            base.limits,
+            base.created_at,
+            self._last_insert_at,
+            base.rows + self._added_rows + rows,
+            base.binary_bytes + self._added_bytes + binary_bytes,
         )
 
-    def reserve(self, insert: InsertStats) -> None:
-        """Count ``insert`` as on its way into this segment."""
-        self.pending_rows += insert.rows
-        self.pending_bytes += insert.binary_bytes
+    def reserve(self, rows: int, binary_bytes: int) -> None:
+        """Count an insert of ``rows`` and ``binary_bytes`` as on its way into this segment."""
+        self.pending_rows += rows
+        self.pending_bytes += binary_bytes
         self.pending_inserts += 1
 
-    def release(self, insert: InsertStats) -> None:
+    def release(self, rows: int, binary_bytes: int) -> None:
         """Forget a reservation whose append failed or was redone."""
-        self.pending_rows -= insert.rows
-        self.pending_bytes -= insert.binary_bytes
+        self.pending_rows -= rows
+        self.pending_bytes -= binary_bytes
         self.pending_inserts -= 1
         if not self.pending_inserts and self._on_settled:
             self._settle()
@@ -104,10 +139,18 @@ class GrowingSegment:
         for callback in callbacks:
             loop.call_soon(callback)
 
-    def commit(self, insert: InsertStats, now: float) -> None:
+    def commit(self, rows: int, binary_bytes: int, now: float) -> None:
         """Turn a reservation into committed figures: the insert's append succeeded."""
-        self.release(insert)
-        self.stats = self.stats.with_insert(insert, now)
+        self.release(rows, binary_bytes)
+        self._added_rows += rows
+        self._added_bytes += binary_bytes
+        self._last_insert_at = now
+
+    def __repr__(self) -> str:
+        return (
+            f"GrowingSegment({self.stats!r}, create_timetick={self.create_timetick}, "
+            f"pending_inserts={self.pending_inserts}, sealed={self.sealed})"
+        )
 
 
 @dataclass(slots=True)
