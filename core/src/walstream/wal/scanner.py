@@ -15,12 +15,13 @@ from walstream.wal.scan.backoff import (
 )
 from walstream.wal.scan.pipeline import DeliveryPipeline, PipelineStats
 from walstream.wal.scan.scanner import ScannerStats, WALScanner, open_scanner
-from walstream.wal.scan.source import ScanMode, SwitchableSource
+from walstream.wal.scan.source import LatestStart, ScanMode, SwitchableSource
 
 __all__ = [
     "DEFAULT_RETRY_INITIAL_SECONDS",
     "DEFAULT_RETRY_MAX_SECONDS",
     "DeliveryPipeline",
+    "LatestStart",
     "PipelineStats",
     "ScanMode",
     "ScannerStats",

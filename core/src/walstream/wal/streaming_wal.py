@@ -43,6 +43,7 @@ from walstream.wal.interceptors import (
     VChannelInterceptor,
 )
 from walstream.wal.options import WALReadOption
+from walstream.wal.scan.source import LatestStart
 from walstream.wal.segments import SegmentAssignInterceptor
 from walstream.wal.settings import WALSettings, load_wal_settings
 from walstream.wal.timetick_sync import TimeTickSync
@@ -337,14 +338,19 @@ class StreamingWAL:
         from walstream.wal.scanner import open_scanner  # the scanner imports the WAL's pieces
 
         force_sync: Callable[[], Awaitable[None]] | None = None
+        latest_start: LatestStart | None = None
         if self._rw is not None:
             force_sync = self._force_sync
+            ack = self._rw.ack
+            # A message allocated now carries this id and gets a timetick above the newest.
+            latest_start = LatestStart(ack.last_confirmed_message_id, ack.last_allocated_timetick)
         return open_scanner(
             self._impl,
             option,
             wab=self.wab,
             force_sync=force_sync,
             txn_keepalive_ms=self._settings.txn_default_keepalive_ms,
+            latest_start=latest_start,
         )
 
     async def _force_sync(self) -> None:

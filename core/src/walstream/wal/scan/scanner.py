@@ -25,9 +25,15 @@ from walstream.wal.scan.backoff import (
 )
 from walstream.wal.scan.filters import check_read_option
 from walstream.wal.scan.pipeline import DeliveryPipeline
-from walstream.wal.scan.source import CLOSE_TIMEOUT_SECONDS, ScanMode, SwitchableSource
+from walstream.wal.scan.source import (
+    CLOSE_TIMEOUT_SECONDS,
+    LatestStart,
+    ScanMode,
+    SwitchableSource,
+)
 from walstream.wal.txn_buffer import DEFAULT_TXN_KEEPALIVE_MS
 from walstream.wal.wab import WriteAheadBuffer
+from walstream.walimpls.options import DeliverLatest
 from walstream.walimpls.spi import WALImpl
 
 __all__ = ["ScannerStats", "WALScanner", "open_scanner"]
@@ -219,6 +225,7 @@ def open_scanner(
     retry_max: float = DEFAULT_RETRY_MAX_SECONDS,
     transient: Callable[[BaseException], bool] = is_transient_read_error,
     txn_keepalive_ms: int = DEFAULT_TXN_KEEPALIVE_MS,
+    latest_start: LatestStart | None = None,
 ) -> WALScanner:
     """Start a scanner of ``impl`` (call it inside the event loop; it does not block).
 
@@ -229,6 +236,9 @@ def open_scanner(
     - ``retry_initial`` / ``retry_max``: backoff in seconds between backend reads
       that failed with an error ``transient`` accepts; others end the scanner.
     - ``txn_keepalive_ms``: for transactions whose context carries no keepalive.
+    - ``latest_start``: for a ``DeliverLatest`` scanner, where to resume if the
+      backend fails before its first message (see ``LatestStart``); without it
+      it reopens at the backend's latest position then.
 
     Raises ``ValueError`` for an invalid ``option`` and ``WALClosedError`` when
     ``wab`` is already closed. Backend errors surface through the scanner.
@@ -243,6 +253,7 @@ def open_scanner(
         wab=wab,
         backoff=Backoff(retry_initial, retry_max),
         transient=transient,
+        latest_start=latest_start if isinstance(option.deliver_policy, DeliverLatest) else None,
     )
     pipeline = DeliveryPipeline(option, txn_keepalive_ms=txn_keepalive_ms)
     return WALScanner(option.name, source, pipeline, force_sync)

@@ -23,7 +23,11 @@ Switch rules, chosen so that the consume side sees no gap and no duplicate:
 - **Backend read errors**: a transient one closes the backend reader, waits
   (backoff) and reopens it right after the last message read
   (``StartAfter(id)``), so nothing is lost or repeated; a final one ends the
-  scanner.
+  scanner. A ``Latest`` scanner that fails before its first message has no such
+  position; reopening at ``Latest`` would skip what was appended during the
+  outage. Given ``latest_start`` (an RW WAL knows it: the last-confirmed id and
+  newest timetick when the scanner was created) it reopens from that id and drops
+  everything at or below that timetick, which is exactly what ``Latest`` meant.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from walstream.errors import WALClosedError
 from walstream.message import ImmutableMessage, MessageID, MessageType
@@ -48,12 +53,24 @@ from walstream.walimpls.options import (
 )
 from walstream.walimpls.spi import Scanner, WALImpl
 
-__all__ = ["CLOSE_TIMEOUT_SECONDS", "ScanMode", "SwitchableSource"]
+__all__ = ["CLOSE_TIMEOUT_SECONDS", "LatestStart", "ScanMode", "SwitchableSource"]
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_SECONDS = 5.0
 """Longest wait for a backend reader to close; a stuck one is abandoned, not awaited forever."""
+
+
+@dataclass(frozen=True, slots=True)
+class LatestStart:
+    """Where a ``Latest`` scanner resumes if its backend fails before its first message.
+
+    Reading from ``message_id`` sees every message with a timetick above
+    ``after_timetick``; those at or below it were appended before the scanner started.
+    """
+
+    message_id: MessageID
+    after_timetick: int
 
 
 class ScanMode(enum.Enum):
@@ -82,8 +99,10 @@ class SwitchableSource:
         backoff: Backoff,
         transient: Callable[[BaseException], bool],
         read_ahead: int = 0,
+        latest_start: LatestStart | None = None,
     ) -> None:
         self._impl = impl
+        self._latest_start = latest_start
         self._name = name
         self._wab = wab
         self._backoff = backoff
@@ -245,6 +264,11 @@ class SwitchableSource:
 
     async def _retry_after(self, exc: BaseException, *, reopen: bool = True) -> None:
         self.read_retries += 1
+        if isinstance(self._origin, DeliverLatest) and self._latest_start is not None:
+            # Nothing read yet: "latest" must stay where it was when the scanner started.
+            start = self._latest_start
+            self._origin = self._policy = DeliverStartFrom(start.message_id)
+            self._skip_until = max(self._skip_until, start.after_timetick)
         delay = self._backoff.next_delay()
         log.warning(
             "scanner %r: backend read failed (%s: %s); retrying in %.2fs",

@@ -1,0 +1,115 @@
+"""A DeliverLatest scanner whose backend fails before its first message misses nothing.
+
+Its backend reader starts at the log's end. If that reader fails transiently before it
+read anything, there is no "last message read" to resume after; reopening at the end
+again would skip what was appended meanwhile. An RW WAL gives the scanner the
+last-confirmed id and newest timetick at its start, and it resumes from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from wal_helpers import PassThroughWAL, insert
+from walstream.message import ImmutableMessage, MessageType
+from walstream.tso import TimestampOracle
+from walstream.wal import StreamingWAL, WALSettings, open_wal
+from walstream.wal.options import WALReadOption
+from walstream.walimpls import AccessMode, DeliverLatest, DeliverStartFrom, PChannelInfo
+from walstream.walimpls.registry import build_opener
+from walstream.walimpls.spi import ReadOption, Scanner
+
+WAIT = 10.0
+
+
+class _FailsFirstRead(Scanner):
+    """A reader whose first ``anext`` waits for ``gate``, then fails transiently."""
+
+    def __init__(self, inner: Scanner, gate: asyncio.Event) -> None:
+        super().__init__(inner.name)
+        self.inner = inner
+        self.gate = gate
+        self.failed = False
+
+    async def __anext__(self) -> ImmutableMessage:
+        if not self.failed:
+            await self.gate.wait()
+            self.failed = True
+            raise ConnectionError("connection reset by peer")
+        return await anext(self.inner)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class _FirstReaderFails(PassThroughWAL):
+    def __init__(self, inner: PassThroughWAL | object) -> None:
+        super().__init__(inner)  # type: ignore[arg-type]
+        self.gate = asyncio.Event()
+        self.reads: list[ReadOption] = []
+
+    async def read(self, option: ReadOption) -> Scanner:
+        self.reads.append(option)
+        reader = await self.inner.read(option)
+        if len(self.reads) == 1:
+            return _FailsFirstRead(reader, self.gate)
+        return reader
+
+
+async def _open(tso: TimestampOracle, namespace: str) -> tuple[StreamingWAL, _FirstReaderFails]:
+    opener = build_opener("memory", {"namespace": namespace})
+    impl = _FirstReaderFails(await opener.open(PChannelInfo("p1", 1, AccessMode.RW)))
+    wal = await open_wal(
+        impl, tso=tso, settings=WALSettings(timetick_interval_ms=10_000), vchannels=["v1"]
+    )
+    return wal, impl
+
+
+async def test_latest_scanner_failing_before_its_first_message_misses_nothing(
+    tso: TimestampOracle, namespace: str
+) -> None:
+    wal, impl = await _open(tso, namespace)
+    try:
+        before = await wal.append(insert())
+        scanner = await wal.read(WALReadOption(name="latest", deliver_policy=DeliverLatest()))
+        async with scanner:
+            # Appended while the scanner's first backend read is about to fail.
+            during = [await wal.append(insert()) for _ in range(5)]
+            impl.gate.set()
+            got: list[ImmutableMessage] = []
+            async with asyncio.timeout(WAIT):
+                while len([m for m in got if m.message_type is MessageType.INSERT]) < 5:
+                    got.append(await anext(scanner))
+            assert scanner.stats().read_retries == 1
+        inserts = [m for m in got if m.message_type is MessageType.INSERT]
+        assert [m.message_id for m in inserts] == [r.message_id for r in during]
+        assert before.message_id not in {m.message_id for m in got}
+        timeticks = [m.timetick for m in got]
+        assert timeticks == sorted(set(timeticks))
+        # It went back to where "latest" was when it started, not to the new end.
+        assert isinstance(impl.reads[1].deliver_policy, DeliverStartFrom)
+    finally:
+        await wal.close()
+
+
+async def test_the_resumed_latest_scanner_skips_what_came_before_its_start(
+    tso: TimestampOracle, namespace: str
+) -> None:
+    """The fallback position is older than the scanner's start: what is at or below the
+    start's timetick is dropped, so Latest still means "appended after read()"."""
+    wal, impl = await _open(tso, namespace)
+    impl.gate.set()  # the first read fails at once
+    try:
+        earlier = [await wal.append(insert()) for _ in range(3)]
+        scanner = await wal.read(WALReadOption(name="latest", deliver_policy=DeliverLatest()))
+        async with scanner:
+            after = await wal.append(insert())
+            async with asyncio.timeout(WAIT):
+                msg = await anext(scanner)
+                while msg.message_type is not MessageType.INSERT:
+                    msg = await anext(scanner)
+            assert msg.message_id == after.message_id
+            assert msg.message_id not in {r.message_id for r in earlier}
+            assert scanner.stats().read_retries == 1
+    finally:
+        await wal.close()
