@@ -40,6 +40,9 @@ def _non_negative_int(value: object, what: str) -> int:
     return value
 
 
+_TYPE_BY_TEXT: dict[str, MessageType] = {str(int(t)): t for t in MessageType}
+"""Each type by the text of its ``_t`` property."""
+
 _term_text: dict[int, str] = {}
 """Property text of the WAL terms stamped so far (a handful per process)."""
 
@@ -92,6 +95,10 @@ class Message:
         """The type from ``_t``; ``UNKNOWN`` for raw messages without one."""
         mtype = self._mtype
         if mtype is not None:
+            return mtype
+        mtype = _TYPE_BY_TEXT.get(self._properties.get(P.TYPE, ""))
+        if mtype is not None:  # the text new_message writes: no int() and enum lookup
+            self._mtype = mtype
             return mtype
         value = _int_property(self._properties, P.TYPE)
         if value is None:
@@ -381,7 +388,9 @@ def new_message(
         raise MessageError(
             f"a {mtype.name} message needs a vchannel (only TimeTick and broadcasts go to all vchannels)"
         )
-    return MutableMessage(bytes(payload), props)
+    message = MutableMessage(bytes(payload), props)
+    message._mtype = mtype  # known: spares the first reader of message_type parsing it
+    return message
 
 
 def new_insert(

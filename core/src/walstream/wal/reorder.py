@@ -12,7 +12,7 @@ import enum
 import heapq
 import itertools
 
-from walstream.message import ImmutableMessage, MessageID
+from walstream.message import ImmutableMessage
 
 __all__ = ["PushResult", "ReorderBuffer"]
 
@@ -50,12 +50,15 @@ class ReorderBuffer:
     )
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, int, ImmutableMessage]] = []
+        # (timetick, arrival, size, message, sort key of its id)
+        self._heap: list[tuple[int, int, int, ImmutableMessage, tuple[int, ...]]] = []
         self._arrival = itertools.count()
         # Why only the ids held now (as Milvus): duplicates come from switching
         # between the write-ahead buffer and the backend; one already popped is
         # caught by the timetick rule instead, so memory stays bounded.
-        self._ids: set[MessageID] = set()
+        # By sort key: ids of one backend are equal exactly when their sort keys are, and a
+        # tuple hashes in C (an id's own __hash__ is Python code, three calls per message).
+        self._ids: set[tuple[int, ...]] = set()
         self._bytes = 0
         self._released = -1
         self._last_emitted = -1
@@ -72,13 +75,13 @@ class ReorderBuffer:
         if tt < self._released or tt <= self._last_emitted:
             self._violations += 1
             return PushResult.TIMETICK_VIOLATION
-        mid = message.message_id
-        if mid in self._ids:
+        key = message.message_id.sort_key()
+        if key in self._ids:
             self._duplicates += 1
             return PushResult.DUPLICATE
         size = message.size
-        heapq.heappush(self._heap, (tt, next(self._arrival), size, message))
-        self._ids.add(mid)
+        heapq.heappush(self._heap, (tt, next(self._arrival), size, message, key))
+        self._ids.add(key)
         self._bytes += size
         return PushResult.ACCEPTED
 
@@ -91,8 +94,8 @@ class ReorderBuffer:
         heap = self._heap
         out: list[ImmutableMessage] = []
         while heap and heap[0][0] <= timetick:
-            tt, _, size, message = heapq.heappop(heap)
-            self._ids.discard(message.message_id)
+            tt, _, size, message, key = heapq.heappop(heap)
+            self._ids.discard(key)
             self._bytes -= size
             self._last_emitted = tt
             out.append(message)
