@@ -232,7 +232,8 @@ class MutableMessage(Message):
 
     def _set_header_text(self, text: str) -> None:
         """Replace the encoded typed header (``walstream.wal.segments.messages.set_header``)."""
-        self._set(P.HEADER, text)
+        self._properties[P.HEADER] = text  # ``_set`` inlined: only the size cache goes
+        self._size = -1
 
     @classmethod
     def raw(cls, payload: bytes, properties: Mapping[str, str] | None = None) -> Self:
@@ -241,7 +242,10 @@ class MutableMessage(Message):
 
     def with_timetick(self, timetick: int) -> Self:
         """Stamp the TSO timetick."""
-        self._set(P.TIMETICK, str(_non_negative_int(timetick, "timetick")))
+        # ``_set`` inlined (every append stamps three properties): the size cache goes,
+        # the timetick cache takes the new value.
+        self._properties[P.TIMETICK] = str(_non_negative_int(timetick, "timetick"))
+        self._size = -1
         self._timetick = timetick
         return self
 
@@ -257,8 +261,10 @@ class MutableMessage(Message):
         if cached[0] is not message_id:
             # Consecutive appends mostly carry the very same id object: encode it once.
             cached = _last_confirmed_text = (message_id, message_id.to_property())
-        self._pop(P.LAST_CONFIRMED_USE_SELF)
-        self._set(P.LAST_CONFIRMED, cached[1])
+        props = self._properties
+        props.pop(P.LAST_CONFIRMED_USE_SELF, None)
+        props[P.LAST_CONFIRMED] = cached[1]  # ``_set`` inlined: only the size cache goes
+        self._size = -1
         return self
 
     def with_last_confirmed_use_self(self) -> Self:
@@ -275,7 +281,8 @@ class MutableMessage(Message):
             text = str(_non_negative_int(term, "term"))
             if len(_term_text) < 64:
                 _term_text[term] = text
-        self._set(P.WAL_TERM, text)
+        self._properties[P.WAL_TERM] = text  # ``_set`` inlined: only the size cache goes
+        self._size = -1
         return self
 
     def with_txn_context(self, txn: pb.TxnContext) -> Self:

@@ -55,7 +55,6 @@ from walstream.wal.vchannels import VChannelRegistry, VChannelState, recover_vch
 from walstream.wal.wab import (
     DEFAULT_CAPACITY_BYTES,
     DEFAULT_KEEPALIVE_SECONDS,
-    BufferedMessage,
     WriteAheadBuffer,
     WriteAheadBufferCursor,
 )
@@ -74,7 +73,6 @@ __all__ = [
     "AlreadyAckedError",
     "AppendResult",
     "BackendAppender",
-    "BufferedMessage",
     "CollectionNotFoundError",
     "DeliverFilter",
     "EvictedError",

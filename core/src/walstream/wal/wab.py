@@ -17,7 +17,6 @@ import asyncio
 import bisect
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from walstream.message import ImmutableMessage, MessageType
 from walstream.wal.errors import EvictedError, WALInvariantError, WriteAheadBufferClosedError
@@ -25,7 +24,6 @@ from walstream.wal.errors import EvictedError, WALInvariantError, WriteAheadBuff
 __all__ = [
     "DEFAULT_CAPACITY_BYTES",
     "DEFAULT_KEEPALIVE_SECONDS",
-    "BufferedMessage",
     "WriteAheadBuffer",
     "WriteAheadBufferCursor",
 ]
@@ -36,21 +34,6 @@ DEFAULT_KEEPALIVE_SECONDS = 30.0
 """Milvus ``streaming.walWriteAheadBuffer.keepalive``."""
 
 _COMPACT_MIN = 1024
-
-
-@dataclass(slots=True)  # not frozen: one is built per message, and a frozen __init__ is slower
-class BufferedMessage:
-    """One held message: its continuous offset, timetick, size and when it was added."""
-
-    offset: int
-    timetick: int
-    size: int
-    added_at: float
-    message: ImmutableMessage | None  # None once evicted, so the memory is released
-
-
-def _timetick(entry: BufferedMessage) -> int:
-    return entry.timetick
 
 
 class WriteAheadBuffer:
@@ -81,10 +64,16 @@ class WriteAheadBuffer:
         self._capacity = capacity_bytes
         self._keepalive = keepalive
         self._clock = clock
-        # Slots before _head were evicted; compacted in bulk so eviction is O(1).
-        self._entries: list[BufferedMessage] = []
+        # One entry per held message, as four parallel lists rather than an object per
+        # message: the buffer holds tens of thousands, and every object is one more for
+        # the garbage collector to walk. Slots before _head were evicted (message None);
+        # compacted in bulk so eviction is O(1).
+        self._messages: list[ImmutableMessage | None] = []
+        self._timeticks: list[int] = []
+        self._sizes: list[int] = []
+        self._added_at: list[float] = []
         self._head = 0
-        self._base = 0  # offset of _entries[0]
+        self._base = 0  # offset of entry 0
         self._bytes = 0
         self._floor = initial_tick.timetick
         self._last_tick = initial_tick
@@ -152,38 +141,42 @@ class WriteAheadBuffer:
         if self._closed:
             return
         self._closed = True
-        self._entries = []
+        self._messages, self._timeticks, self._sizes, self._added_at = [], [], [], []
         self._head = 0
         self._bytes = 0
         self._wake()
 
     def _push(self, messages: Sequence[ImmutableMessage], now: float) -> None:
-        offset = self._base + len(self._entries)
-        for msg in messages:
-            size = msg.size
-            self._entries.append(BufferedMessage(offset, msg.timetick, size, now, msg))
-            self._bytes += size
-            offset += 1
+        sizes = [msg.size for msg in messages]
+        self._messages.extend(messages)
+        self._timeticks.extend([msg.timetick for msg in messages])
+        self._sizes.extend(sizes)
+        self._added_at.extend([now] * len(sizes))
+        self._bytes += sum(sizes)
 
     def _evict(self, now: float) -> int:
-        entries = self._entries
+        messages, timeticks, sizes, added_at = (
+            self._messages,
+            self._timeticks,
+            self._sizes,
+            self._added_at,
+        )
         start = self._head
         head = start
         # The last entry (a tick) is never evicted, so the floor stays at or below the
         # newest persisted message: a catch-up reader can always reach it in the backend
         # and switch to the buffer.
-        last = len(entries) - 1
+        last = len(messages) - 1
         while head < last:
-            entry = entries[head]
-            if self._bytes <= self._capacity and now - entry.added_at <= self._keepalive:
+            if self._bytes <= self._capacity and now - added_at[head] <= self._keepalive:
                 break
-            self._bytes -= entry.size
-            self._floor = max(self._floor, entry.timetick)
-            entries[head] = BufferedMessage(entry.offset, entry.timetick, entry.size, 0.0, None)
+            self._bytes -= sizes[head]
+            self._floor = max(self._floor, timeticks[head])
+            messages[head] = None  # the memory goes; a cursor still holding it keeps its copy
             head += 1
         self._head = head
-        if head >= _COMPACT_MIN and head * 2 >= len(entries):
-            del entries[:head]
+        if head >= _COMPACT_MIN and head * 2 >= len(messages):
+            del messages[:head], timeticks[:head], sizes[:head], added_at[:head]
             self._base += head
             self._head = 0
         return head - start
@@ -210,15 +203,15 @@ class WriteAheadBuffer:
                 f"write-ahead buffer holds messages after timetick {self._floor} only; "
                 f"{timetick} is older: read from the backend"
             )
-        idx = bisect.bisect_right(self._entries, timetick, lo=self._head, key=_timetick)
+        idx = bisect.bisect_right(self._timeticks, timetick, lo=self._head)
         return WriteAheadBufferCursor(self, self._base + idx, timetick)
 
     def _check_open(self) -> None:
         if self._closed:
             raise WriteAheadBufferClosedError("the write-ahead buffer is closed")
 
-    def _entry(self, offset: int) -> BufferedMessage | None:
-        """The entry at ``offset``; None past the end; ``EvictedError`` if evicted."""
+    def _entry(self, offset: int) -> tuple[int, ImmutableMessage] | None:
+        """(timetick, message) at ``offset``; None past the end; ``EvictedError`` if evicted."""
         self._check_open()
         idx = offset - self._base
         if idx < self._head:
@@ -226,7 +219,11 @@ class WriteAheadBuffer:
                 f"write-ahead buffer evicted offset {offset} (it holds {self.first_offset} "
                 f"onwards): the reader fell behind; catch up from the backend"
             )
-        return self._entries[idx] if idx < len(self._entries) else None
+        if idx >= len(self._messages):
+            return None
+        message = self._messages[idx]
+        assert message is not None  # only evicted entries drop it, and those are below _head
+        return self._timeticks[idx], message
 
     # --- state --------------------------------------------------------------------
 
@@ -258,11 +255,11 @@ class WriteAheadBuffer:
     @property
     def next_offset(self) -> int:
         """Offset the next appended message will get."""
-        return self._base + len(self._entries)
+        return self._base + len(self._messages)
 
     def __len__(self) -> int:
         """Messages held."""
-        return len(self._entries) - self._head
+        return len(self._messages) - self._head
 
     @property
     def bytes(self) -> int:
@@ -325,17 +322,16 @@ class WriteAheadBufferCursor:
         buf = self._buffer
         while (entry := buf._entry(self._next_offset)) is not None:
             self._next_offset += 1
-            message = entry.message
-            assert message is not None  # only evicted entries drop it
+            timetick, message = entry
             # Entries at or below the start timetick exist when the cursor was
             # placed ahead of the buffer; they were already seen elsewhere.
-            if entry.timetick > self._last_timetick:
-                self._last_timetick = entry.timetick
+            if timetick > self._last_timetick:
+                self._last_timetick = timetick
                 self._tick_owed = message.message_type is not MessageType.TIME_TICK
                 return message
             if (
                 self._tick_owed
-                and entry.timetick == self._last_timetick
+                and timetick == self._last_timetick
                 and message.message_type is MessageType.TIME_TICK
             ):
                 self._tick_owed = False
