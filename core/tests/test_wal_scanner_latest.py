@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from wal_helpers import PassThroughWAL, insert
+from wal_helpers import PassThroughWAL, Wrapped, insert
 from walstream.message import ImmutableMessage, MessageType
 from walstream.tso import TimestampOracle
 from walstream.wal import StreamingWAL, WALSettings, open_wal
@@ -47,10 +47,12 @@ class _FirstReaderFails(PassThroughWAL):
         super().__init__(inner)  # type: ignore[arg-type]
         self.gate = asyncio.Event()
         self.reads: list[ReadOption] = []
+        self.opened = asyncio.Event()
 
     async def read(self, option: ReadOption) -> Scanner:
         self.reads.append(option)
         reader = await self.inner.read(option)
+        self.opened.set()
         if len(self.reads) == 1:
             return _FailsFirstRead(reader, self.gate)
         return reader
@@ -113,3 +115,90 @@ async def test_the_resumed_latest_scanner_skips_what_came_before_its_start(
             assert scanner.stats().read_retries == 1
     finally:
         await wal.close()
+
+
+class _FirstOpenFails(PassThroughWAL):
+    """Opening the first reader waits for ``gate``, then fails transiently."""
+
+    def __init__(self, inner: object) -> None:
+        super().__init__(inner)  # type: ignore[arg-type]
+        self.gate = asyncio.Event()
+        self.reads: list[ReadOption] = []
+
+    async def read(self, option: ReadOption) -> Scanner:
+        self.reads.append(option)
+        if len(self.reads) == 1:
+            await self.gate.wait()
+            raise ConnectionError("connection refused")
+        return await self.inner.read(option)
+
+
+async def test_latest_scanner_whose_reader_fails_to_open_misses_nothing(
+    tso: TimestampOracle, namespace: str
+) -> None:
+    opener = build_opener("memory", {"namespace": namespace})
+    impl = _FirstOpenFails(await opener.open(PChannelInfo("p1", 1, AccessMode.RW)))
+    wal = await open_wal(
+        impl, tso=tso, settings=WALSettings(timetick_interval_ms=10_000), vchannels=["v1"]
+    )
+    try:
+        scanner = await wal.read(WALReadOption(name="latest", deliver_policy=DeliverLatest()))
+        async with scanner:
+            during = [await wal.append(insert()) for _ in range(5)]
+            impl.gate.set()
+            got: list[ImmutableMessage] = []
+            async with asyncio.timeout(WAIT):
+                while len([m for m in got if m.message_type is MessageType.INSERT]) < 5:
+                    got.append(await anext(scanner))
+        inserts = [m.message_id for m in got if m.message_type is MessageType.INSERT]
+        assert inserts == [r.message_id for r in during]
+        # The retry opened from the start's last-confirmed id, not at the new end.
+        assert isinstance(impl.reads[1].deliver_policy, DeliverStartFrom)
+    finally:
+        await wal.close()
+
+
+async def _latest_sees_in_flight_insert(tso: TimestampOracle, namespace: str, fail: bool) -> bool:
+    """Whether an insert in flight when a Latest scanner starts (its timetick allocated,
+    stored after the reader opened at the end) is delivered, with or without a failure."""
+    opener = build_opener("memory", {"namespace": namespace})
+    inner = Wrapped(await opener.open(PChannelInfo("p1", 1, AccessMode.RW)))
+    impl = _FirstReaderFails(inner)
+    if not fail:
+        impl.reads.append(ReadOption(name="already failed"))  # no reader fails
+    wal = await open_wal(
+        impl, tso=tso, settings=WALSettings(timetick_interval_ms=10_000), vchannels=["v1"]
+    )
+    try:
+        held = asyncio.Event()
+        inner.gates[MessageType.INSERT] = held
+        in_flight = asyncio.create_task(wal.append(insert(payload=b"in flight")))
+        async with asyncio.timeout(WAIT):
+            await inner.seen.setdefault(MessageType.INSERT, asyncio.Event()).wait()
+        scanner = await wal.read(WALReadOption(name="latest", deliver_policy=DeliverLatest()))
+        async with scanner:
+            async with asyncio.timeout(WAIT):
+                await impl.opened.wait()  # the Latest reader is open at the end
+            held.set()
+            stored = await in_flight
+            impl.gate.set()
+            later = await wal.append(insert(payload=b"later"))
+            await wal.sync(persisted=True)  # a catch-up reader needs a stored TimeTick
+            seen: list[ImmutableMessage] = []
+            async with asyncio.timeout(WAIT):
+                while not seen or seen[-1].message_id != later.message_id:
+                    msg = await anext(scanner)
+                    if msg.message_type is MessageType.INSERT:
+                        seen.append(msg)
+            return stored.message_id in {m.message_id for m in seen}
+    finally:
+        await wal.close()
+
+
+async def test_an_in_flight_insert_is_delivered_with_or_without_a_failure(
+    tso: TimestampOracle, namespace: str
+) -> None:
+    """The resumed scanner drops only what was confirmed before it started: an insert still
+    in flight then is delivered whether or not the first backend read failed."""
+    assert await _latest_sees_in_flight_insert(tso, namespace, fail=False)
+    assert await _latest_sees_in_flight_insert(tso, namespace + "-fail", fail=True)

@@ -342,8 +342,9 @@ class StreamingWAL:
         if self._rw is not None:
             force_sync = self._force_sync
             ack = self._rw.ack
-            # A message allocated now carries this id and gets a timetick above the newest.
-            latest_start = LatestStart(ack.last_confirmed_message_id, ack.last_allocated_timetick)
+            # Everything at or below the confirmed watermark is stored already; reading from
+            # the last-confirmed id sees everything above it, acknowledged or in flight.
+            latest_start = LatestStart(ack.last_confirmed_message_id, ack.last_confirmed_timetick)
         return open_scanner(
             self._impl,
             option,

@@ -23,11 +23,13 @@ Switch rules, chosen so that the consume side sees no gap and no duplicate:
 - **Backend read errors**: a transient one closes the backend reader, waits
   (backoff) and reopens it right after the last message read
   (``StartAfter(id)``), so nothing is lost or repeated; a final one ends the
-  scanner. A ``Latest`` scanner that fails before its first message has no such
-  position; reopening at ``Latest`` would skip what was appended during the
-  outage. Given ``latest_start`` (an RW WAL knows it: the last-confirmed id and
-  newest timetick when the scanner was created) it reopens from that id and drops
-  everything at or below that timetick, which is exactly what ``Latest`` meant.
+  scanner. A ``Latest`` scanner that fails before its first message (or while
+  opening its reader) has no such position; reopening at ``Latest`` would skip
+  what was appended during the outage. Given ``latest_start`` (an RW WAL knows it:
+  its last-confirmed id and confirmed watermark when the scanner was created) it
+  reopens from that id and drops everything at or below the watermark: those were
+  all stored before the scanner started. A message above it that was stored just
+  before the start may then be delivered too; nothing appended later is missed.
 """
 
 from __future__ import annotations
@@ -65,8 +67,9 @@ CLOSE_TIMEOUT_SECONDS = 5.0
 class LatestStart:
     """Where a ``Latest`` scanner resumes if its backend fails before its first message.
 
-    Reading from ``message_id`` sees every message with a timetick above
-    ``after_timetick``; those at or below it were appended before the scanner started.
+    ``after_timetick`` is the WAL's confirmed watermark when the scanner started: every
+    message at or below it was stored (or failed) before then. Reading from
+    ``message_id`` (the last-confirmed id of that moment) sees every message above it.
     """
 
     message_id: MessageID
@@ -244,12 +247,15 @@ class SwitchableSource:
         )
 
     async def _open_reader(self) -> Scanner:
-        option = ReadOption(
-            name=self._name, deliver_policy=self._policy, read_ahead_buffer_size=self._read_ahead
-        )
         while True:
             if self._closed:
                 raise WALClosedError(f"scanner {self._name!r} is closed")
+            # Built per attempt: a failed attempt may move the start (a Latest scanner's).
+            option = ReadOption(
+                name=self._name,
+                deliver_policy=self._policy,
+                read_ahead_buffer_size=self._read_ahead,
+            )
             try:
                 reader = await self._impl.read(option)
             except Exception as exc:
