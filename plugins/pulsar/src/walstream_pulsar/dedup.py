@@ -85,9 +85,9 @@ class DuplicateLocator:
 
     async def close(self) -> None:
         """Finish locating what is queued (each read is bounded), then stop."""
-        task = self._task
         try:
-            if task is not None:
+            # A duplicate queued while a task was ending starts another: wait for that too.
+            while (task := self._task) is not None:
                 await task
         finally:  # also when the caller's bound cancelled the task
             self._fail_queued(WALClosedError(f"{self._where} is closed"))
