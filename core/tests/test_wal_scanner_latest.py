@@ -3,23 +3,34 @@
 Its backend reader starts at the log's end. If that reader fails transiently before it
 read anything, there is no "last message read" to resume after; reopening at the end
 again would skip what was appended meanwhile. An RW WAL gives the scanner the
-last-confirmed id and newest timetick at its start, and it resumes from there.
+last-confirmed id and confirmed watermark at its start, and it resumes from there.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TypeVar
 
 from wal_helpers import PassThroughWAL, Wrapped, insert
-from walstream.message import ImmutableMessage, MessageType
+from walstream.message import ImmutableMessage, MessageID, MessageType
 from walstream.tso import TimestampOracle
 from walstream.wal import StreamingWAL, WALSettings, open_wal
 from walstream.wal.options import WALReadOption
-from walstream.walimpls import AccessMode, DeliverLatest, DeliverStartFrom, PChannelInfo
+from walstream.walimpls import (
+    AccessMode,
+    DeliverLatest,
+    DeliverStartFrom,
+    PChannelInfo,
+    ReadOption,
+    Scanner,
+    WALImpl,
+)
 from walstream.walimpls.registry import build_opener
-from walstream.walimpls.spi import ReadOption, Scanner
 
 WAIT = 10.0
+
+W = TypeVar("W", bound=WALImpl)
 
 
 class _FailsFirstRead(Scanner):
@@ -43,8 +54,10 @@ class _FailsFirstRead(Scanner):
 
 
 class _FirstReaderFails(PassThroughWAL):
-    def __init__(self, inner: PassThroughWAL | object) -> None:
-        super().__init__(inner)  # type: ignore[arg-type]
+    """The first reader opened fails at its first ``anext`` once ``gate`` is set."""
+
+    def __init__(self, inner: WALImpl) -> None:
+        super().__init__(inner)
         self.gate = asyncio.Event()
         self.reads: list[ReadOption] = []
         self.opened = asyncio.Event()
@@ -58,33 +71,45 @@ class _FirstReaderFails(PassThroughWAL):
         return reader
 
 
-async def _open(tso: TimestampOracle, namespace: str) -> tuple[StreamingWAL, _FirstReaderFails]:
+async def _open(
+    tso: TimestampOracle, namespace: str, wrap: Callable[[WALImpl], W]
+) -> tuple[StreamingWAL, W]:
+    """An RW StreamingWAL over the memory backend wrapped by ``wrap``, with vchannel v1."""
     opener = build_opener("memory", {"namespace": namespace})
-    impl = _FirstReaderFails(await opener.open(PChannelInfo("p1", 1, AccessMode.RW)))
+    impl = wrap(await opener.open(PChannelInfo("p1", 1, AccessMode.RW)))
     wal = await open_wal(
         impl, tso=tso, settings=WALSettings(timetick_interval_ms=10_000), vchannels=["v1"]
     )
     return wal, impl
 
 
+async def _appended_during_outage(
+    wal: StreamingWAL, gate: asyncio.Event
+) -> tuple[list[MessageID], list[ImmutableMessage]]:
+    """Open a Latest scanner, append 5 inserts, end the outage (``gate``); return the ids
+    appended and everything the scanner delivered up to the fifth insert."""
+    scanner = await wal.read(WALReadOption(name="latest", deliver_policy=DeliverLatest()))
+    async with scanner:
+        during = [(await wal.append(insert())).message_id for _ in range(5)]
+        gate.set()
+        got: list[ImmutableMessage] = []
+        async with asyncio.timeout(WAIT):
+            while len([m for m in got if m.message_type is MessageType.INSERT]) < 5:
+                got.append(await anext(scanner))
+        assert scanner.stats().read_retries == 1
+    return during, got
+
+
 async def test_latest_scanner_failing_before_its_first_message_misses_nothing(
     tso: TimestampOracle, namespace: str
 ) -> None:
-    wal, impl = await _open(tso, namespace)
+    wal, impl = await _open(tso, namespace, _FirstReaderFails)
     try:
         before = await wal.append(insert())
-        scanner = await wal.read(WALReadOption(name="latest", deliver_policy=DeliverLatest()))
-        async with scanner:
-            # Appended while the scanner's first backend read is about to fail.
-            during = [await wal.append(insert()) for _ in range(5)]
-            impl.gate.set()
-            got: list[ImmutableMessage] = []
-            async with asyncio.timeout(WAIT):
-                while len([m for m in got if m.message_type is MessageType.INSERT]) < 5:
-                    got.append(await anext(scanner))
-            assert scanner.stats().read_retries == 1
+        # Appended while the scanner's first backend read is about to fail.
+        during, got = await _appended_during_outage(wal, impl.gate)
         inserts = [m for m in got if m.message_type is MessageType.INSERT]
-        assert [m.message_id for m in inserts] == [r.message_id for r in during]
+        assert [m.message_id for m in inserts] == during
         assert before.message_id not in {m.message_id for m in got}
         timeticks = [m.timetick for m in got]
         assert timeticks == sorted(set(timeticks))
@@ -99,7 +124,7 @@ async def test_the_resumed_latest_scanner_skips_what_came_before_its_start(
 ) -> None:
     """The fallback position is older than the scanner's start: what is at or below the
     start's timetick is dropped, so Latest still means "appended after read()"."""
-    wal, impl = await _open(tso, namespace)
+    wal, impl = await _open(tso, namespace, _FirstReaderFails)
     impl.gate.set()  # the first read fails at once
     try:
         earlier = [await wal.append(insert()) for _ in range(3)]
@@ -120,8 +145,8 @@ async def test_the_resumed_latest_scanner_skips_what_came_before_its_start(
 class _FirstOpenFails(PassThroughWAL):
     """Opening the first reader waits for ``gate``, then fails transiently."""
 
-    def __init__(self, inner: object) -> None:
-        super().__init__(inner)  # type: ignore[arg-type]
+    def __init__(self, inner: WALImpl) -> None:
+        super().__init__(inner)
         self.gate = asyncio.Event()
         self.reads: list[ReadOption] = []
 
@@ -136,22 +161,11 @@ class _FirstOpenFails(PassThroughWAL):
 async def test_latest_scanner_whose_reader_fails_to_open_misses_nothing(
     tso: TimestampOracle, namespace: str
 ) -> None:
-    opener = build_opener("memory", {"namespace": namespace})
-    impl = _FirstOpenFails(await opener.open(PChannelInfo("p1", 1, AccessMode.RW)))
-    wal = await open_wal(
-        impl, tso=tso, settings=WALSettings(timetick_interval_ms=10_000), vchannels=["v1"]
-    )
+    wal, impl = await _open(tso, namespace, _FirstOpenFails)
     try:
-        scanner = await wal.read(WALReadOption(name="latest", deliver_policy=DeliverLatest()))
-        async with scanner:
-            during = [await wal.append(insert()) for _ in range(5)]
-            impl.gate.set()
-            got: list[ImmutableMessage] = []
-            async with asyncio.timeout(WAIT):
-                while len([m for m in got if m.message_type is MessageType.INSERT]) < 5:
-                    got.append(await anext(scanner))
+        during, got = await _appended_during_outage(wal, impl.gate)
         inserts = [m.message_id for m in got if m.message_type is MessageType.INSERT]
-        assert inserts == [r.message_id for r in during]
+        assert inserts == during
         # The retry opened from the start's last-confirmed id, not at the new end.
         assert isinstance(impl.reads[1].deliver_policy, DeliverStartFrom)
     finally:
@@ -161,14 +175,11 @@ async def test_latest_scanner_whose_reader_fails_to_open_misses_nothing(
 async def _latest_sees_in_flight_insert(tso: TimestampOracle, namespace: str, fail: bool) -> bool:
     """Whether an insert in flight when a Latest scanner starts (its timetick allocated,
     stored after the reader opened at the end) is delivered, with or without a failure."""
-    opener = build_opener("memory", {"namespace": namespace})
-    inner = Wrapped(await opener.open(PChannelInfo("p1", 1, AccessMode.RW)))
-    impl = _FirstReaderFails(inner)
+    wal, impl = await _open(tso, namespace, lambda raw: _FirstReaderFails(Wrapped(raw)))
+    inner = impl.inner
+    assert isinstance(inner, Wrapped)
     if not fail:
         impl.reads.append(ReadOption(name="already failed"))  # no reader fails
-    wal = await open_wal(
-        impl, tso=tso, settings=WALSettings(timetick_interval_ms=10_000), vchannels=["v1"]
-    )
     try:
         held = asyncio.Event()
         inner.gates[MessageType.INSERT] = held
